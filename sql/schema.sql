@@ -1,0 +1,80 @@
+-- anonauth schema: the only place it is written.
+--
+-- The build compiles this file into the extension. It is split at the
+-- "-- migrate N" lines: step N takes a database from schema version N-1 to N,
+-- and a new database runs every step in order. Released steps never change;
+-- a change to the schema is a new step at the end. Steps must be safe to run
+-- twice (IF NOT EXISTS, OR IGNORE), because a step interrupted inside a
+-- caller's statement runs again on the next call.
+--
+-- Times are unix seconds. Apps point their own rows at anonauth_users(id).
+
+-- migrate 1: users, sessions, configuration, audit
+CREATE TABLE IF NOT EXISTS anonauth_meta (
+  key   TEXT PRIMARY KEY NOT NULL,
+  value INTEGER NOT NULL
+) WITHOUT ROWID;
+
+INSERT OR IGNORE INTO anonauth_meta(key, value) VALUES ('config_generation', 0);
+
+-- AUTOINCREMENT: a purged user's id is never handed to a new user, so app
+-- rows that were left pointing at it can never change owner.
+CREATE TABLE IF NOT EXISTS anonauth_users (
+  id           INTEGER PRIMARY KEY AUTOINCREMENT,
+  is_anonymous INTEGER NOT NULL CHECK (is_anonymous IN (0, 1)),
+  created_at   INTEGER NOT NULL,
+  profile      TEXT
+);
+
+-- Only a BLAKE2b-256 hash of each token is stored.
+CREATE TABLE IF NOT EXISTS anonauth_sessions (
+  id           INTEGER PRIMARY KEY AUTOINCREMENT,
+  token_hash   BLOB NOT NULL UNIQUE CHECK (length(token_hash) = 32),
+  user_id      INTEGER NOT NULL REFERENCES anonauth_users(id),
+  created_at   INTEGER NOT NULL,
+  last_seen_at INTEGER NOT NULL,
+  expires_at   INTEGER NOT NULL,
+  revoked_at   INTEGER,
+  ip           TEXT,
+  user_agent   TEXT
+);
+CREATE INDEX IF NOT EXISTS anonauth_sessions_by_user
+  ON anonauth_sessions(user_id);
+
+-- Written through anonauth_config(key, value), which validates values.
+CREATE TABLE IF NOT EXISTS anonauth_config (
+  key   TEXT PRIMARY KEY NOT NULL,
+  value TEXT NOT NULL
+) WITHOUT ROWID;
+
+-- Connections cache the configuration and reload it when this counter moves,
+-- whoever changed the table and however.
+CREATE TRIGGER IF NOT EXISTS anonauth_config_inserted
+  AFTER INSERT ON anonauth_config BEGIN
+    UPDATE anonauth_meta SET value = value + 1 WHERE key = 'config_generation';
+  END;
+CREATE TRIGGER IF NOT EXISTS anonauth_config_updated
+  AFTER UPDATE ON anonauth_config BEGIN
+    UPDATE anonauth_meta SET value = value + 1 WHERE key = 'config_generation';
+  END;
+CREATE TRIGGER IF NOT EXISTS anonauth_config_deleted
+  AFTER DELETE ON anonauth_config BEGIN
+    UPDATE anonauth_meta SET value = value + 1 WHERE key = 'config_generation';
+  END;
+
+CREATE TABLE IF NOT EXISTS anonauth_audit (
+  id         INTEGER PRIMARY KEY,
+  at         INTEGER NOT NULL,
+  event      TEXT NOT NULL,
+  user_id    INTEGER,
+  session_id INTEGER,
+  ip         TEXT,
+  detail     TEXT
+);
+CREATE INDEX IF NOT EXISTS anonauth_audit_by_at ON anonauth_audit(at);
+
+-- Never holds a row: every writing call runs inside one INSERT into it, which
+-- gives the call a statement journal of its own (see src/atomic.c).
+CREATE TABLE IF NOT EXISTS anonauth_txn (
+  never_written INTEGER NOT NULL
+);

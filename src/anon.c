@@ -1,0 +1,99 @@
+/*
+** anon.c — anonymous users: anon_signin() and user_is_anonymous().
+**
+** anon_signin() creates a user and its first session in one atomic call and
+** returns the session token; the token itself is never stored. Options are
+** validated completely before anything is written.
+*/
+#include "anonauth_int.h"
+
+#include <string.h>
+
+static const char SQL_INSERT_USER[] =
+    "INSERT INTO main.anonauth_users(is_anonymous, created_at, profile) "
+    "VALUES (?1, ?2, ?3)";
+
+static const char SQL_IS_ANONYMOUS[] =
+    "SELECT is_anonymous FROM main.anonauth_users WHERE id = ?1";
+
+int aa_user_create(aa_conn *c, int is_anonymous, const char *profile, int64_t *user_id) {
+  sqlite3_stmt *st;
+  int rc = aa_stmt_get(c, SQL_INSERT_USER, &st);
+  if (rc != SQLITE_OK) return rc;
+  sqlite3_bind_int(st, 1, is_anonymous);
+  sqlite3_bind_int64(st, 2, aa_now(c));
+  if (profile) sqlite3_bind_text(st, 3, profile, -1, SQLITE_STATIC);
+  rc = aa_stmt_exec(c, st);
+  if (rc != SQLITE_OK) return rc;
+  *user_id = sqlite3_last_insert_rowid(c->db);
+  return SQLITE_OK;
+}
+
+typedef struct {
+  aa_opts *opts;
+  aa_token token;
+} signin_call;
+
+static int signin_body(aa_conn *c, void *arg) {
+  signin_call *call = arg;
+  int64_t user_id, session_id;
+  int rc = aa_config_sync(c);
+  if (rc != SQLITE_OK) return rc;
+  rc = aa_user_create(c, 1, call->opts->profile, &user_id);
+  if (rc != SQLITE_OK) return rc;
+  rc = aa_session_create(c, user_id, call->opts, &call->token, &session_id);
+  if (rc != SQLITE_OK) return rc;
+  return aa_audit(c, "anon_signin", user_id, session_id,
+                  call->opts->has_ip ? call->opts->ip : NULL, NULL);
+}
+
+void aa_fn_anon_signin(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  aa_conn *c = sqlite3_user_data(ctx);
+  aa_opts opts;
+  signin_call call;
+  int rc;
+  aa_err_clear(c);
+  rc = aa_opts_parse(c, argc > 0 ? argv[0] : NULL, AA_OPT_IP | AA_OPT_USER_AGENT | AA_OPT_PROFILE,
+                     &opts);
+  if (rc != SQLITE_OK) {
+    aa_result_error(ctx, c, rc);
+    return;
+  }
+  memset(&call, 0, sizeof(call));
+  call.opts = &opts;
+  rc = aa_atomic(c, signin_body, &call);
+  aa_opts_free(&opts);
+  if (rc != SQLITE_OK) {
+    aa_token_wipe(&call.token);
+    aa_result_error(ctx, c, rc);
+    return;
+  }
+  sqlite3_result_text(ctx, call.token.text, (int)AA_TOKEN_TEXT_LEN, SQLITE_TRANSIENT);
+  aa_token_wipe(&call.token);
+}
+
+void aa_fn_user_is_anonymous(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  aa_conn *c = sqlite3_user_data(ctx);
+  sqlite3_stmt *st;
+  int64_t user_id;
+  int rc;
+  (void)argc;
+  aa_err_clear(c);
+  if (sqlite3_value_type(argv[0]) == SQLITE_NULL) return;
+  rc = aa_arg_user_id(c, argv[0], "user_id", &user_id);
+  if (rc == SQLITE_OK) rc = aa_schema_check(c);
+  if (rc == SQLITE_NOTFOUND) return; /* no tables yet: no such user */
+  if (rc == SQLITE_OK) rc = aa_stmt_get(c, SQL_IS_ANONYMOUS, &st);
+  if (rc != SQLITE_OK) {
+    aa_result_error(ctx, c, rc);
+    return;
+  }
+  sqlite3_bind_int64(st, 1, user_id);
+  rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) {
+    sqlite3_result_int(ctx, sqlite3_column_int(st, 0));
+  } else if (rc != SQLITE_DONE) {
+    aa_result_error(ctx, c, aa_err_storage(c, rc));
+  }
+  aa_stmt_release(st);
+}

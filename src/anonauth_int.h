@@ -1,0 +1,364 @@
+/*
+** anonauth_int.h — declarations shared by the files in src/.
+**
+** Not a public header: the public interface of anonauth is SQL. Every file in
+** src/ owns one concern; this header is where each one lists what the others
+** may call. Functions that can fail return an SQLite result code and, on
+** failure, leave a user-facing message in the connection's error slot
+** (see errors.c).
+*/
+#ifndef ANONAUTH_INT_H
+#define ANONAUTH_INT_H
+
+#include <sqlite3ext.h>
+SQLITE_EXTENSION_INIT3
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define ANONAUTH_VERSION "0.1.0"
+
+/* Token text: a fixed prefix, then 32 random bytes in URL-safe base64. */
+#define AA_TOKEN_PREFIX     "anonauth_sess_"
+#define AA_TOKEN_PREFIX_LEN (sizeof(AA_TOKEN_PREFIX) - 1)
+#define AA_TOKEN_RAW_BYTES  32
+#define AA_TOKEN_B64_LEN    43
+#define AA_TOKEN_TEXT_LEN   (AA_TOKEN_PREFIX_LEN + AA_TOKEN_B64_LEN)
+#define AA_TOKEN_HASH_BYTES 32
+
+typedef struct aa_conn aa_conn;
+
+/* ---------------------------------------------------------------- errors.c */
+
+/* The <code> part of "anonauth: <code>: <detail>". */
+typedef enum {
+  AA_E_INVALID_ARGUMENT,
+  AA_E_INVALID_SESSION,
+  AA_E_STORAGE,
+  AA_E_INTERNAL,
+  AA_E_REENTRANT,
+  AA_E_ACCOUNT_EXISTS,
+  AA_E_INVALID_CREDENTIALS,
+  AA_E_RATE_LIMITED,
+  AA_E_MERGE_FAILED,
+  AA_E_CAPTCHA_REQUIRED,
+  AA_E_CAPTCHA_REJECTED,
+  AA_E_CAPTCHA_UNAVAILABLE,
+  AA_E_CAPTCHA_MISCONFIGURED,
+  AA_E_PURGE_FAILED,
+  AA_E_COUNT
+} aa_errcode;
+
+const char *aa_errcode_name(aa_errcode code);
+/* Records an error and returns rc (never SQLITE_OK). */
+int aa_err(aa_conn *c, int rc, aa_errcode code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+/* Records the connection's current SQLite error as "storage" and returns rc. */
+int aa_err_storage(aa_conn *c, int rc);
+int aa_err_nomem(aa_conn *c);
+/* Clears the error slot at the start of a public call. */
+void aa_err_clear(aa_conn *c);
+/* Reports the recorded error (or a generic one for rc) as the SQL result. */
+void aa_result_error(sqlite3_context *ctx, aa_conn *c, int rc);
+/* Reports an error after the call's writes were committed (see atomic.c). */
+int aa_err_after_commit(aa_conn *c, aa_errcode code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* ------------------------------------------------------------------ conn.c */
+
+/* Callback type for statement-cache owners and per-connection resources. */
+typedef void (*aa_release_fn)(void *);
+
+struct aa_conn {
+  sqlite3 *db;
+  int refs;
+
+  /* statement cache (stmtcache.c) */
+  struct aa_stmt_slot *slots;
+  int n_slots;
+  int n_used;
+  int cache_owner_live; /* the eponymous owner table is connected */
+
+  /* clock override (clock.c) */
+  int clock_overridden;
+  int64_t clock_value;
+
+  /* schema state (schema.c) */
+  int schema_ready;
+
+  /* configuration cache (config.c) */
+  struct aa_config_cache *config;
+
+  /* error slot (errors.c) */
+  int err_rc;
+  aa_errcode err_code;
+  int err_set;
+  int err_after_commit;
+  char err_detail[512];
+
+  /* atomic call in progress (atomic.c) */
+  int in_atomic;
+  int (*atomic_body)(aa_conn *, void *);
+  void *atomic_arg;
+  int atomic_rc;
+
+  /* authorization context (authctx.c) */
+  int auth_set;
+  int64_t auth_uid;
+  int auth_is_anonymous;
+
+  /* CAPTCHA transport (http.c): opaque, released with the connection */
+  void *http;
+  aa_release_fn http_release;
+};
+
+aa_conn *aa_conn_new(sqlite3 *db);
+void aa_conn_ref(aa_conn *c);
+void aa_conn_unref(void *c); /* xDestroy-compatible */
+
+/* ------------------------------------------------------------- stmtcache.c */
+
+/*
+** Returns a reset, cached prepared statement for `sql`. The cache is keyed by
+** the address of `sql`, so pass a static string. Callers hand it back with
+** aa_stmt_release() on every path.
+*/
+int aa_stmt_get(aa_conn *c, const char *sql, sqlite3_stmt **out);
+void aa_stmt_release(sqlite3_stmt *st);
+/* Finalizes every cached statement (owner table disconnect, teardown). */
+void aa_stmt_cache_clear(aa_conn *c);
+/* Registers the eponymous table that owns the cache. */
+int aa_stmt_cache_register(sqlite3 *db, aa_conn *c);
+/* Runs a cached statement that returns no rows. */
+int aa_stmt_exec(aa_conn *c, sqlite3_stmt *st);
+
+/* ----------------------------------------------------------------- clock.c */
+
+int64_t aa_now(aa_conn *c);
+void aa_fn_set_clock(sqlite3_context *ctx, int argc, sqlite3_value **argv);
+
+/* ---------------------------------------------------------------- schema.c */
+
+/*
+** aa_schema_check() tells whether the schema exists at the version this build
+** knows: SQLITE_OK when it does, SQLITE_NOTFOUND when the database has none
+** yet (read functions then behave as if it were empty), an error otherwise.
+** aa_schema_ensure() creates or migrates it (writing).
+*/
+int aa_schema_check(aa_conn *c);
+int aa_schema_ensure(aa_conn *c);
+int aa_schema_version_known(void);
+
+/* ---------------------------------------------------------------- atomic.c */
+
+/*
+** Runs body(c, arg) so that all of its writes happen, or none do, whatever
+** the calling context (autocommit, inside BEGIN, inside a writing statement).
+** The body returns SQLITE_OK to commit, anything else to roll back.
+*/
+int aa_atomic(aa_conn *c, int (*body)(aa_conn *, void *), void *arg);
+void aa_fn_atomic_trampoline(sqlite3_context *ctx, int argc,
+                             sqlite3_value **argv);
+/* True while a writing statement of the caller is running on the connection. */
+int aa_caller_is_writing(aa_conn *c);
+
+/* ---------------------------------------------------------------- config.c */
+
+typedef enum {
+  AA_CFG_SESSION_MAX_AGE,
+  AA_CFG_SESSION_IDLE_TIMEOUT,
+  AA_CFG_SESSION_TOUCH_INTERVAL,
+  AA_CFG_PASSWORD_OPSLIMIT,
+  AA_CFG_PASSWORD_MEMLIMIT,
+  AA_CFG_LINK_ON_CONFLICT,
+  AA_CFG_LINK_MERGE_SQL,
+  AA_CFG_RATELIMIT_FAILED_SIGNIN_PER_HOUR,
+  AA_CFG_RATELIMIT_ANON_PER_HOUR,
+  AA_CFG_CAPTCHA_PROVIDER,
+  AA_CFG_CAPTCHA_SECRET,
+  AA_CFG_CAPTCHA_URL,
+  AA_CFG_CAPTCHA_HOSTNAME,
+  AA_CFG_CAPTCHA_ACTION,
+  AA_CFG_CAPTCHA_SITEKEY,
+  AA_CFG_CAPTCHA_TIMEOUT_MS,
+  AA_CFG_CAPTCHA_RETRIES,
+  AA_CFG_PURGE_MAX_IDLE,
+  AA_CFG_PURGE_USER_SQL,
+  AA_CFG_PURGE_BATCH,
+  AA_CFG_AUDIT_MAX_AGE,
+  AA_CFG_COUNT
+} aa_config_key;
+
+/*
+** Brings the cached configuration up to date with the database. Call inside
+** a read transaction (an active statement, or the body of aa_atomic()).
+*/
+int aa_config_sync(aa_conn *c);
+int64_t aa_config_int(aa_conn *c, aa_config_key key);
+/* NULL when unset; the pointer lives until the next aa_config_sync(). */
+const char *aa_config_text(aa_conn *c, aa_config_key key);
+void aa_config_cache_free(aa_conn *c);
+void aa_fn_config(sqlite3_context *ctx, int argc, sqlite3_value **argv);
+
+/* ----------------------------------------------------------------- token.c */
+
+typedef struct {
+  char text[AA_TOKEN_TEXT_LEN + 1];
+  unsigned char hash[AA_TOKEN_HASH_BYTES];
+} aa_token;
+
+/* Fresh random token and its hash. */
+void aa_token_new(aa_token *t);
+/* Hash of a presented token; SQLITE_OK, or SQLITE_MISMATCH if malformed. */
+int aa_token_hash_value(sqlite3_value *v, unsigned char hash[AA_TOKEN_HASH_BYTES]);
+void aa_token_wipe(aa_token *t);
+
+/* ------------------------------------------------------------------ json.c */
+
+/* A validated JSON document: jsmn tokens over caller-owned text. */
+typedef struct {
+  const char *text;
+  int len;
+  void *toks; /* jsmntok_t[], opaque outside json.c */
+  int n_toks;
+  void *heap;
+} aa_json;
+
+#define AA_JSON_MAX_DEPTH 64
+
+/*
+** Parses and strictly validates `text` (RFC 8259: UTF-8, no duplicate keys,
+** nesting at most AA_JSON_MAX_DEPTH). SQLITE_OK, SQLITE_NOMEM, or
+** SQLITE_MISMATCH with a short reason in *why.
+*/
+int aa_json_parse(aa_json *j, const char *text, int len, const char **why);
+void aa_json_free(aa_json *j);
+/* Token accessors: index 0 is the root. */
+int aa_json_type(const aa_json *j, int tok); /* AA_JSON_* below */
+int aa_json_object_size(const aa_json *j, int tok);
+/* For object member i (0-based) of object token `obj`: key token and value. */
+int aa_json_member(const aa_json *j, int obj, int i, int *key_tok, int *val_tok);
+/* Raw text span of a token (strings: including the quotes). */
+void aa_json_span(const aa_json *j, int tok, const char **p, int *n);
+/* True when a string token equals `s` after unescaping. */
+int aa_json_string_eq(const aa_json *j, int tok, const char *s);
+/* Unescapes a string token into a NUL-terminated buffer; SQLITE_TOOBIG if it
+** does not fit. */
+int aa_json_string(const aa_json *j, int tok, char *out, int cap, int *out_len);
+/* Literal check for primitives. */
+int aa_json_is_true(const aa_json *j, int tok);
+int aa_json_is_null(const aa_json *j, int tok);
+
+enum { AA_JSON_OBJECT = 1, AA_JSON_ARRAY, AA_JSON_STRING, AA_JSON_PRIMITIVE };
+
+/* ------------------------------------------------------------------ text.c */
+
+/* True when p[0..n) is valid UTF-8 without NUL bytes. */
+int aa_utf8_valid(const unsigned char *p, int n);
+/* Appends a JSON string literal for s to the sqlite3_str (for audit detail). */
+void aa_str_append_json_string(sqlite3_str *s, const char *p, int n);
+
+/* --------------------------------------------------------------- netaddr.c */
+
+#define AA_IP_TEXT_MAX 46 /* INET6_ADDRSTRLEN */
+
+/*
+** Parses an IPv4 or IPv6 address into canonical text (IPv4-mapped IPv6 is
+** written as IPv4) and the key its rate limit is counted under (the address
+** for IPv4, the /64 prefix for IPv6). SQLITE_OK or SQLITE_MISMATCH.
+*/
+int aa_ip_parse(const char *in, int n, char canon[AA_IP_TEXT_MAX],
+                char limit_key[AA_IP_TEXT_MAX + 4]);
+
+/* ------------------------------------------------------------------ opts.c */
+
+#define AA_OPTS_MAX_BYTES       16384
+#define AA_USER_AGENT_MAX_BYTES 512
+#define AA_PROFILE_MAX_BYTES    4096
+#define AA_CAPTCHA_TOKEN_MAX    2048
+
+enum {
+  AA_OPT_IP = 1 << 0,
+  AA_OPT_USER_AGENT = 1 << 1,
+  AA_OPT_PROFILE = 1 << 2,
+  AA_OPT_CAPTCHA = 1 << 3,
+  AA_OPT_ANON_TOKEN = 1 << 4
+};
+
+typedef struct {
+  int has_ip;
+  char ip[AA_IP_TEXT_MAX];
+  char ip_limit_key[AA_IP_TEXT_MAX + 4];
+  int has_user_agent;
+  char user_agent[AA_USER_AGENT_MAX_BYTES + 1];
+  int has_profile;
+  char *profile; /* sqlite3_malloc'd JSON object text */
+  int has_captcha;
+  int captcha_oversized; /* longer than AA_CAPTCHA_TOKEN_MAX: rejected */
+  char captcha[AA_CAPTCHA_TOKEN_MAX + 1];
+  int has_anon_token;
+  char anon_token[AA_TOKEN_TEXT_LEN + 1];
+  int anon_token_malformed;
+} aa_opts;
+
+/* Parses the opts argument (NULL means none); `allowed` is a mask of AA_OPT_*. */
+int aa_opts_parse(aa_conn *c, sqlite3_value *v, unsigned allowed, aa_opts *o);
+void aa_opts_free(aa_opts *o);
+
+/* ----------------------------------------------------------------- audit.c */
+
+/* Appends an audit row in the current transaction. detail is JSON or NULL. */
+int aa_audit(aa_conn *c, const char *event, int64_t user_id, int64_t session_id,
+             const char *ip, const char *detail);
+#define AA_NO_ID ((int64_t)-1)
+
+/* -------------------------------------------------------------- sessions.c */
+
+typedef struct {
+  int64_t session_id;
+  int64_t user_id;
+  int is_anonymous;
+  int64_t created_at;
+  int64_t last_seen_at;
+  int64_t expires_at;
+} aa_session;
+
+/*
+** Looks a presented token up and applies the validity rules. SQLITE_OK with
+** *found set to 1 for a live session, 0 otherwise (bad input included).
+** touch: record activity when due (skipped quietly when it cannot write).
+*/
+int aa_session_lookup(aa_conn *c, sqlite3_value *token, int touch,
+                      aa_session *s, int *found);
+/* Creates a session for user_id and fills *t with its token. */
+int aa_session_create(aa_conn *c, int64_t user_id, const aa_opts *o,
+                      aa_token *t, int64_t *session_id);
+/* Revokes one session; *revoked is 1 when it was live. */
+int aa_session_revoke(aa_conn *c, int64_t session_id, int *revoked);
+void aa_fn_session_valid(sqlite3_context *ctx, int argc, sqlite3_value **argv);
+void aa_fn_session_user(sqlite3_context *ctx, int argc, sqlite3_value **argv);
+void aa_fn_anon_signout(sqlite3_context *ctx, int argc, sqlite3_value **argv);
+void aa_fn_session_revoke_all(sqlite3_context *ctx, int argc,
+                              sqlite3_value **argv);
+
+/* ------------------------------------------------------------------ anon.c */
+
+void aa_fn_anon_signin(sqlite3_context *ctx, int argc, sqlite3_value **argv);
+void aa_fn_user_is_anonymous(sqlite3_context *ctx, int argc,
+                             sqlite3_value **argv);
+/* Inserts a user row; the caller is inside aa_atomic(). */
+int aa_user_create(aa_conn *c, int is_anonymous, const char *profile,
+                   int64_t *user_id);
+
+/* ------------------------------------------------------------------ args.c */
+
+/* Strict argument readers shared by the SQL functions. */
+int aa_arg_user_id(aa_conn *c, sqlite3_value *v, const char *what, int64_t *out);
+
+#endif /* ANONAUTH_INT_H */

@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Runs SQL test files in the real sqlite3 shell against the real extension.
+#
+#   tests/sqltest.sh FILE.test...
+#
+# A file holds cases:
+#
+#   -- test: what it proves
+#   SELECT ...;                 (SQL run by `sqlite3` on a fresh WAL database)
+#   -- new connection           (optional: the rest runs in a new process)
+#   SELECT ...;
+#   -- expect:
+#   lines the shell must print, exactly
+#
+# In the SQL, @ANONAUTH@ stands for the extension's path (for a second
+# `.load` after `.open`) and @DIR@ for the case's scratch directory.
+# Errors print as "error: <message>" (the shell's "Runtime error near line N:"
+# prefix is dropped so that cases do not depend on line numbers).
+#
+# Environment: ANONAUTH_SO (the extension, without .so), SQLITE3 (the shell),
+# SQLITE3_WRAPPER (e.g. "valgrind -q --error-exitcode=99"), TEST_LABEL.
+# The wrapper must exit 0: a non-zero exit (a sanitizer or valgrind report)
+# fails the case even when the output matched.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+so=${ANONAUTH_SO:-$root/anonauth}
+shell=${SQLITE3:-sqlite3}
+wrapper=${SQLITE3_WRAPPER:-}
+label=${TEST_LABEL:-sql}
+work=$(mktemp -d "${TMPDIR:-/tmp}/anonauth-sqltest.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+
+passed=0
+failed=0
+
+# Trailing blank lines separate cases in the file; they are not output.
+trim() {
+  awk '{ line[NR] = $0 } END { n = NR; while (n > 0 && line[n] == "") n--; for (i = 1; i <= n; i++) print line[i] }'
+}
+
+normalise() {
+  sed -E -e 's/^(Runtime|Parse) error near line [0-9]+: /error: /' \
+         -e 's/^Error: near line [0-9]+: /error: /' \
+         -e 's/^Error: /error: /'
+}
+
+run_case() { # file, name, case dir with chunk.N and expect
+  local file=$1 name=$2 dir=$3 db="$3/test.db" out="$3/out" status=0 chunk
+  "$shell" "$db" 'PRAGMA journal_mode=WAL;' >/dev/null
+  : > "$out"
+  for chunk in $(ls "$dir" | grep '^chunk\.' | sort -t. -k2 -n); do
+    {
+      printf '.bail off\n.load %s\n' "$so"
+      sed -e "s|@ANONAUTH@|$so|g" -e "s|@DIR@|$dir|g" "$dir/$chunk"
+    } > "$dir/input.sql"
+    (cd "$dir" && $wrapper "$shell" -batch "$db" < "$dir/input.sql") 2>&1 | normalise >> "$out"
+    local rc=${PIPESTATUS[0]}
+    # the shell exits 1 after SQL errors; anything else is a crash or a report
+    if [ "$rc" -ne 0 ] && [ "$rc" -ne 1 ]; then status=$rc; fi
+  done
+  trim < "$dir/expect" > "$dir/expect.trimmed"
+  trim < "$out" > "$out.trimmed"
+  if [ "$status" -eq 0 ] && diff -u "$dir/expect.trimmed" "$out.trimmed" > "$dir/diff"; then
+    passed=$((passed + 1))
+    echo "ok - $label: $(basename "$file"): $name"
+  else
+    failed=$((failed + 1))
+    echo "FAIL - $label: $(basename "$file"): $name (exit $status)"
+    sed 's/^/    /' "$dir/diff" | head -40
+  fi
+}
+
+for file in "$@"; do
+  rm -rf "$work/cases" && mkdir -p "$work/cases"
+  # Split the file into cases, one directory each: cases/1, cases/2, ...
+  awk -v dirs="$work/cases" '
+    /^-- test: / {
+      n++; dir = dirs "/" n; system("mkdir -p \"" dir "\"");
+      print substr($0, 10) > (dir "/name"); close(dir "/name");
+      chunk = 1; mode = "sql";
+      printf "" > (dir "/expect"); close(dir "/expect");
+      printf "" > (dir "/chunk." chunk); close(dir "/chunk." chunk); next
+    }
+    n == 0 { next }
+    /^-- new connection/ { chunk++; printf "" > (dir "/chunk." chunk); close(dir "/chunk." chunk); next }
+    /^-- expect:/ { mode = "expect"; next }
+    mode == "sql" { print >> (dir "/chunk." chunk); close(dir "/chunk." chunk); next }
+    mode == "expect" { print >> (dir "/expect"); close(dir "/expect"); next }
+  ' "$file"
+  count=$(ls "$work/cases" | wc -l)
+  for i in $(seq 1 "$count"); do
+    run_case "$file" "$(cat "$work/cases/$i/name")" "$work/cases/$i"
+  done
+done
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
