@@ -21,10 +21,17 @@ BASE_CFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L $(WARN) -Ibuild -Isrc $(PKG_CFL
 CFLAGS   ?= -O2
 LIBS      = $(PKG_LIBS) -lpthread
 
+# BUILD and the output names can be overridden: tests/run.sh builds
+# sanitizer and clang variants side by side with the normal build.
+BUILD    ?= build
+SO       ?= anonauth.so
+LIB      ?= libanonauth.a
+LDFLAGS  ?=
+
 SRC      := anonauth.c $(sort $(wildcard src/*.c))
 HDRS     := anonauth.h $(wildcard src/*.h) build/schema_sql.h
-OBJ      := $(patsubst %.c,build/obj/%.o,$(SRC))
-STATIC_OBJ := $(patsubst %.c,build/static/%.o,$(SRC))
+OBJ      := $(patsubst %.c,$(BUILD)/obj/%.o,$(SRC))
+STATIC_OBJ := $(patsubst %.c,$(BUILD)/static/%.o,$(SRC))
 
 # Debian packages: the build's, then the tests'.
 DEB_BUILD := gcc make pkg-config sqlite3 libsqlite3-dev libsodium-dev \
@@ -34,25 +41,25 @@ DEB_PACKAGES ?= $(DEB_BUILD) $(DEB_TEST)
 
 .PHONY: all static deps demo test install uninstall clean
 
-all: anonauth.so
+all: $(SO)
 
 build/schema_sql.h: sql/schema.sql sql/embed-schema.awk
 	@mkdir -p build
 	awk -f sql/embed-schema.awk sql/schema.sql > $@.tmp && mv $@.tmp $@
 
-build/obj/%.o: %.c $(HDRS)
+$(BUILD)/obj/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) -fPIC -fvisibility=hidden -c $< -o $@
 
-build/static/%.o: %.c $(HDRS)
+$(BUILD)/static/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) -fPIC -DSQLITE_CORE -c $< -o $@
 
-anonauth.so: $(OBJ)
-	$(CC) -shared -o $@ $(OBJ) $(LIBS)
+$(SO): $(OBJ)
+	$(CC) -shared $(LDFLAGS) -o $@ $(OBJ) $(LIBS)
 
-static: libanonauth.a
-libanonauth.a: $(STATIC_OBJ)
+static: $(LIB)
+$(LIB): $(STATIC_OBJ)
 	rm -f $@
 	ar rcs $@ $(STATIC_OBJ)
 

@@ -61,6 +61,12 @@ static int already_loaded(sqlite3 *db) {
     loaded = v != NULL && sqlite3_stricmp((const char *)v, ANONAUTH_VERSION) == 0;
   }
   sqlite3_finalize(st);
+  if (!loaded) {
+    /* The failed probe left "no such function" as the connection's error,
+    ** and sqlite3_open() fails when an auto-extension leaves one: a
+    ** successful prepare clears it. */
+    if (sqlite3_prepare_v2(db, "SELECT 1", -1, &st, NULL) == SQLITE_OK) sqlite3_finalize(st);
+  }
   return loaded;
 }
 

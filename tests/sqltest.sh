@@ -61,7 +61,9 @@ run_case() { # file, name, case dir with chunk.N and expect
   done
   trim < "$dir/expect" > "$dir/expect.trimmed"
   trim < "$out" > "$out.trimmed"
-  if [ "$status" -eq 0 ] && diff -u "$dir/expect.trimmed" "$out.trimmed" > "$dir/diff"; then
+  diff -u "$dir/expect.trimmed" "$out.trimmed" > "$dir/diff"
+  local same=$?
+  if [ "$status" -eq 0 ] && [ "$same" -eq 0 ]; then
     passed=$((passed + 1))
     echo "ok - $label: $(basename "$file"): $name"
   else

@@ -32,12 +32,14 @@ static const char *check_label = "c";
 /* Stops the program when a precondition of the remaining checks fails. */
 #define REQUIRE(cond, ...)                                                 \
   do {                                                                     \
-    CHECK(cond, __VA_ARGS__);                                              \
-    if (!(cond)) return check_done();                                      \
+    int require_ok_ = (cond) ? 1 : 0; /* evaluated once */                 \
+    CHECK(require_ok_, __VA_ARGS__);                                       \
+    if (!require_ok_) return check_done();                                 \
   } while (0)
 
-static int check_done(void) {
+static inline int check_done(void) {
   printf("%d passed, %d failed\n", check_passed, check_failed);
+  fflush(stdout); /* sanitizers exit without flushing stdio */
   return check_failed ? 1 : 0;
 }
 

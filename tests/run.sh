@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# anonauth's whole suite, as `make test` runs it:
+#
+#   1. the extension builds without warnings under gcc and clang;
+#   2. SQL cases (tests/sql/*.test) in the real sqlite3 shell;
+#   3. C programs (tests/c/test_*.c) against the real .so and libanonauth.a;
+#   4. 2 and 3 again with ASan+UBSan builds;
+#   5. the SQL cases again under valgrind memcheck;
+#   6. every line the suite printed is checked for secrets.
+#
+# Prints "N passed, N failed" last and exits non-zero on any failure.
+# QUICK=1 skips the sanitizer and valgrind passes (for editing loops).
+set -u
+cd "$(dirname "$0")/.."
+root=$(pwd)
+out=build/test
+mkdir -p "$out"
+log="$out/suite.log"
+: > "$log"
+
+passed=0
+failed=0
+
+# Runs a command, shows and logs its output, and adds its closing
+# "N passed, N failed" line to the totals (a missing line counts as a failure).
+suite() {
+  local name=$1; shift
+  echo "== $name" | tee -a "$log"
+  "$@" > "$out/last.log" 2>&1
+  local rc=$?
+  cat "$out/last.log" | tee -a "$log" | grep -v '^ok - ' || true
+  local line
+  line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$out/last.log" | tail -n 1)
+  if [ -z "$line" ]; then
+    echo "FAIL - $name: exited $rc without a closing line" | tee -a "$log"
+    failed=$((failed + 1))
+    return
+  fi
+  passed=$((passed + ${line%% passed*}))
+  local f=${line#*, }
+  failed=$((failed + ${f%% failed}))
+  if [ "$rc" -ne 0 ] && [ "${f%% failed}" -eq 0 ]; then
+    echo "FAIL - $name: exited $rc" | tee -a "$log"
+    failed=$((failed + 1))
+  fi
+}
+
+# A single check run by this script itself.
+check() {
+  local name=$1; shift
+  if "$@" >> "$log" 2>&1; then
+    passed=$((passed + 1)); echo "ok - $name" >> "$log"
+  else
+    failed=$((failed + 1)); echo "FAIL - $name" | tee -a "$log"
+  fi
+}
+
+sodium_libs=$(pkg-config --libs libsodium libcurl)
+
+# Compiles tests/c/test_*.c into $1 with extra flags $2 and the static
+# library $3, then runs each with the extension path $4.
+c_suite() {
+  local dir=$1 flags=$2 lib=$3 so=$4 label=$5 t
+  mkdir -p "$dir"
+  for t in tests/c/test_*.c; do
+    [ -e "$t" ] || continue
+    local bin="$dir/$(basename "$t" .c)"
+    if ! cc -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Wall -Wextra -Werror \
+         -I. -Isrc -Itests/c $flags -o "$bin" "$t" "$lib" -lsqlite3 $sodium_libs -lpthread \
+         > "$dir/$(basename "$t" .c).build.log" 2>&1; then
+      echo "FAIL - $label: $t does not build" | tee -a "$log"
+      cat "$dir/$(basename "$t" .c).build.log" | tee -a "$log"
+      failed=$((failed + 1))
+      continue
+    fi
+    suite "$label: $(basename "$t" .c)" env ANONAUTH_SO="$so" TEST_LABEL="$label" \
+      ANONAUTH_TEST_TMP="$root/$dir" "$bin"
+  done
+}
+
+echo "== build" | tee -a "$log"
+check "builds with gcc, -Wall -Wextra -Werror" make -s all static
+check "builds with clang, -Wall -Wextra -Werror" \
+  make -s CC=clang BUILD=build/clang SO=build/clang/anonauth.so LIB=build/clang/libanonauth.a all static
+
+suite "sql" env TEST_LABEL=sql tests/sqltest.sh tests/sql/*.test
+c_suite build/test/c "" libanonauth.a "$root/anonauth" c
+
+if [ "${QUICK:-0}" != 1 ]; then
+  san_flags="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all"
+  check "builds with ASan+UBSan" \
+    make -s BUILD=build/asan SO=build/asan/anonauth.so LIB=build/asan/libanonauth.a \
+      CFLAGS="$san_flags" LDFLAGS="-fsanitize=address,undefined" all static
+  asan_preload="$(gcc -print-file-name=libasan.so):$(gcc -print-file-name=libubsan.so)"
+  export ASAN_OPTIONS="detect_leaks=1:exitcode=23:abort_on_error=0"
+  export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:exitcode=24"
+  export LSAN_OPTIONS="suppressions=$root/tests/lsan.supp:print_suppressions=0"
+  suite "sql (asan+ubsan)" env TEST_LABEL="sql asan" ANONAUTH_SO="$root/build/asan/anonauth" \
+    SQLITE3_WRAPPER="env LD_PRELOAD=$asan_preload" tests/sqltest.sh tests/sql/*.test
+  c_suite build/test/c-asan "$san_flags -fsanitize=address,undefined" build/asan/libanonauth.a \
+    "$root/build/asan/anonauth" "c asan"
+  unset ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS
+
+  suite "sql (valgrind)" env TEST_LABEL="sql valgrind" \
+    SQLITE3_WRAPPER="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --show-leak-kinds=definite" \
+    tests/sqltest.sh tests/sql/*.test
+fi
+
+# Nothing the suite printed may hold a token, a token hash or a password hash.
+echo "== secrets in output" | tee -a "$log"
+if grep -aEn 'anonauth_sess_[A-Za-z0-9_-]{20,}|[0-9a-fA-F]{64}|\$argon2' "$log" | grep -v '^[0-9]*:== ' > "$out/secrets.txt"; then
+  failed=$((failed + 1))
+  echo "FAIL - the suite's output holds what looks like a token or hash:" | tee -a /dev/stderr
+  cut -c1-60 "$out/secrets.txt" | sed 's/anonauth_sess_[A-Za-z0-9_-]*/anonauth_sess_[REDACTED]/g'
+else
+  passed=$((passed + 1))
+  echo "ok - no token, token hash or password hash in the suite's output" | tee -a "$log"
+fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
