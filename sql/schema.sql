@@ -78,3 +78,31 @@ CREATE INDEX IF NOT EXISTS anonauth_audit_by_at ON anonauth_audit(at);
 CREATE TABLE IF NOT EXISTS anonauth_txn (
   never_written INTEGER NOT NULL
 );
+
+-- migrate 2: accounts and rate limits
+-- An account is an identity from a provider ('password', 'google', 'email'
+-- ...). secret_hash is an Argon2id string (crypto_pwhash_str) or NULL for an
+-- identity the app verified itself. A user may hold several accounts; an
+-- account has exactly one owner.
+CREATE TABLE IF NOT EXISTS anonauth_accounts (
+  id          INTEGER PRIMARY KEY,
+  user_id     INTEGER NOT NULL REFERENCES anonauth_users(id),
+  provider    TEXT NOT NULL,
+  account_id  TEXT NOT NULL,
+  secret_hash TEXT,
+  created_at  INTEGER NOT NULL,
+  UNIQUE (provider, account_id)
+);
+CREATE INDEX IF NOT EXISTS anonauth_accounts_by_user
+  ON anonauth_accounts(user_id);
+
+-- Token buckets shared by every connection and process (src/ratelimit.c).
+-- kind names the limit; subject is what it counts (an IP address or IPv6
+-- /64, or provider and account id).
+CREATE TABLE IF NOT EXISTS anonauth_rate_limits (
+  kind       TEXT NOT NULL,
+  subject    TEXT NOT NULL,
+  tokens     REAL NOT NULL,
+  updated_at INTEGER NOT NULL,
+  PRIMARY KEY (kind, subject)
+) WITHOUT ROWID;

@@ -356,6 +356,18 @@ void aa_fn_user_is_anonymous(sqlite3_context *ctx, int argc,
 int aa_user_create(aa_conn *c, int is_anonymous, const char *profile,
                    int64_t *user_id);
 
+/* ------------------------------------------------------------- ratelimit.c */
+
+/*
+** Token bucket (kind, subject) holding up to per_hour tokens. _take consumes
+** one when there is one and sets *allowed accordingly; _available only
+** looks. per_hour <= 0 means no limit. Call inside aa_atomic().
+*/
+int aa_ratelimit_take(aa_conn *c, const char *kind, const char *subject, int64_t per_hour,
+                      int *allowed);
+int aa_ratelimit_available(aa_conn *c, const char *kind, const char *subject,
+                           int64_t per_hour, int *allowed);
+
 /* ------------------------------------------------------------------ args.c */
 
 /* Strict argument readers shared by the SQL functions. */
