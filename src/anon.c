@@ -53,9 +53,15 @@ void aa_fn_anon_signin(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   signin_call call;
   int rc;
   aa_err_clear(c);
-  rc = aa_opts_parse(c, argc > 0 ? argv[0] : NULL, AA_OPT_IP | AA_OPT_USER_AGENT | AA_OPT_PROFILE,
-                     &opts);
+  rc = aa_opts_parse(c, argc > 0 ? argv[0] : NULL,
+                     AA_OPT_IP | AA_OPT_USER_AGENT | AA_OPT_PROFILE | AA_OPT_CAPTCHA, &opts);
   if (rc != SQLITE_OK) {
+    aa_result_error(ctx, c, rc);
+    return;
+  }
+  rc = aa_captcha_gate(c, &opts, "anon_signin");
+  if (rc != SQLITE_OK) {
+    aa_opts_free(&opts);
     aa_result_error(ctx, c, rc);
     return;
   }

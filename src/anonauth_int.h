@@ -200,6 +200,13 @@ typedef enum {
 ** a read transaction (an active statement, or the body of aa_atomic()).
 */
 int aa_config_sync(aa_conn *c);
+/*
+** The same, callable anywhere (outside aa_atomic, with no statement open):
+** it runs one short read of its own. Use it before work that must not hold
+** the write lock, such as a CAPTCHA request or an Argon2 hash. A database
+** without anonauth's tables reads as all defaults.
+*/
+int aa_config_refresh(aa_conn *c);
 int64_t aa_config_int(aa_conn *c, aa_config_key key);
 /* NULL when unset; the pointer lives until the next aa_config_sync(). */
 const char *aa_config_text(aa_conn *c, aa_config_key key);
@@ -355,6 +362,18 @@ void aa_fn_user_is_anonymous(sqlite3_context *ctx, int argc,
 /* Inserts a user row; the caller is inside aa_atomic(). */
 int aa_user_create(aa_conn *c, int is_anonymous, const char *profile,
                    int64_t *user_id);
+
+/* --------------------------------------------------------------- captcha.c */
+
+/*
+** The CAPTCHA gate of the sign-up functions (anon_signin, account_signup).
+** Call it after parsing opts and before aa_atomic(): it may make a network
+** request, which must never happen while holding the write lock. SQLITE_OK
+** when captcha.provider is 'none' or opts.captcha verified; otherwise it
+** records captcha_required / captcha_rejected / captcha_unavailable /
+** captcha_misconfigured (a rejection also commits an audit row of its own).
+*/
+int aa_captcha_gate(aa_conn *c, const aa_opts *o, const char *function_name);
 
 /* ------------------------------------------------------------- ratelimit.c */
 

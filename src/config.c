@@ -401,6 +401,46 @@ int aa_config_sync(aa_conn *c) {
   return SQLITE_OK;
 }
 
+int aa_config_refresh(aa_conn *c) {
+  struct aa_config_cache *cc = NULL;
+  sqlite3_stmt *st;
+  unsigned data_version = 0;
+  int64_t gen = 0;
+  int rc = cache_get(c, &cc);
+  if (rc != SQLITE_OK) return rc;
+  rc = aa_schema_check(c);
+  if (rc == SQLITE_NOTFOUND) { /* no tables yet: everything is default */
+    aa_err_clear(c);
+    reset_to_defaults(cc);
+    cc->loaded = 0;
+    return SQLITE_OK;
+  }
+  if (rc != SQLITE_OK) return rc;
+  /* Stepping the statement opens a read transaction (if the caller had
+  ** none), which is what makes the data version current. */
+  rc = aa_stmt_get(c, SQL_GENERATION, &st);
+  if (rc != SQLITE_OK) return rc;
+  rc = sqlite3_step(st);
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+    rc = aa_err_storage(c, rc);
+    aa_stmt_release(st);
+    return rc;
+  }
+  if (rc == SQLITE_ROW) gen = sqlite3_column_int64(st, 0);
+  sqlite3_file_control(c->db, "main", SQLITE_FCNTL_DATA_VERSION, &data_version);
+  rc = SQLITE_OK;
+  if (!cc->loaded || gen != cc->generation) rc = reload(c, cc);
+  aa_stmt_release(st);
+  if (rc != SQLITE_OK) {
+    cc->loaded = 0;
+    return rc;
+  }
+  cc->generation = gen;
+  cc->data_version = data_version;
+  cc->loaded = 1;
+  return SQLITE_OK;
+}
+
 int64_t aa_config_int(aa_conn *c, aa_config_key key) {
   return c->config ? c->config->ints[key] : keys[key].def;
 }
