@@ -245,7 +245,7 @@ static int check_value(aa_conn *c, const key_def *k, const char *s, int n,
                       k->name, TEXT_MAX);
       return SQLITE_OK;
     case K_SECRET:
-      if (n > 4 && memcmp(s, "env:", 4) == 0) {
+      if (n >= 4 && memcmp(s, "env:", 4) == 0) {
         if (!env_name_ok(s + 4, n - 4))
           return aa_err(c, SQLITE_ERROR, AA_E_INVALID_ARGUMENT,
                         "%s: env: must be followed by an environment "
@@ -528,7 +528,7 @@ static void result_value(sqlite3_context *ctx, const key_def *k, const char *v,
     int64_t iv = 0;
     parse_int(v, n, &iv);
     sqlite3_result_int64(ctx, iv);
-  } else if (k->kind == K_SECRET && !(n > 4 && memcmp(v, "env:", 4) == 0)) {
+  } else if (k->kind == K_SECRET && !(n >= 4 && memcmp(v, "env:", 4) == 0)) {
     sqlite3_result_text(ctx, "(hidden)", -1, SQLITE_STATIC);
   } else {
     sqlite3_result_text(ctx, v, n, SQLITE_TRANSIENT);

@@ -361,6 +361,34 @@ int aa_json_parse(aa_json *j, const char *text, int len, const char **why) {
     *why = "nested too deeply";
     return SQLITE_MISMATCH;
   }
+  /* A bare top-level literal: jsmn's strict mode wants a delimiter after
+  ** it, so it is checked here (one token, no structure to walk). */
+  {
+    int a = 0, b = len;
+    while (a < b && is_ws(text[a])) a++;
+    while (b > a && is_ws(text[b - 1])) b--;
+    if (a < b && text[a] != '{' && text[a] != '[' && text[a] != '"') {
+      jsmntok_t *one;
+      if (!primitive_ok(text + a, b - a)) {
+        *why = "invalid literal or number";
+        return SQLITE_MISMATCH;
+      }
+      one = sqlite3_malloc(sizeof(jsmntok_t));
+      if (one == NULL) return SQLITE_NOMEM;
+      memset(one, 0, sizeof(*one));
+      one->type = JSMN_PRIMITIVE;
+      one->start = a;
+      one->end = b;
+      one->parent = -1;
+      j->heap = one;
+      j->toks = one;
+      j->n_toks = 1;
+      j->text = text;
+      j->len = len;
+      *why = NULL;
+      return SQLITE_OK;
+    }
+  }
   /* Count first, then tokenize into a buffer of exactly that size. */
   jsmn_init(&p);
   n = jsmn_parse(&p, text, (size_t)len, NULL, 0);

@@ -39,10 +39,17 @@ trim() {
   awk '{ line[NR] = $0 } END { n = NR; while (n > 0 && line[n] == "") n--; for (i = 1; i <= n; i++) print line[i] }'
 }
 
+# The shell echoes the statement and a caret under a parse error; only the
+# message matters.
 normalise() {
   sed -E -e 's/^(Runtime|Parse) error near line [0-9]+: /error: /' \
          -e 's/^Error: near line [0-9]+: /error: /' \
-         -e 's/^Error: /error: /'
+         -e 's/^Error: /error: /' |
+  awk '/^ *\^--- error here/ { if (held) held = ""; next }
+       /^  / && prev_error { held = held $0 "\n"; next }
+       { if (held != "") { printf "%s", held; held = "" }
+         prev_error = /^error: /; print }
+       END { if (held != "") printf "%s", held }'
 }
 
 run_case() { # file, name, case dir with chunk.N and expect
