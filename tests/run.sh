@@ -85,6 +85,15 @@ check "builds with clang, -Wall -Wextra -Werror" \
 
 suite "sql" env TEST_LABEL=sql tests/sqltest.sh tests/sql/*.test
 c_suite build/test/c "" libanonauth.a "$root/anonauth" c
+suite "readme" tests/readme.sh
+
+# The demo runs to its end without an error.
+demo_ok() {
+  make -s demo > "$out/demo.out" 2>&1 || return 1
+  ! grep -qiE 'error|anonauth_sess_[A-Za-z0-9_-]{20}' "$out/demo.out" &&
+    grep -q '^== 5\.' "$out/demo.out"
+}
+check "make demo runs the walkthrough to its end without an error" demo_ok
 
 if [ "${QUICK:-0}" != 1 ]; then
   san_flags="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all"
