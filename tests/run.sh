@@ -83,6 +83,11 @@ check "builds with gcc, -Wall -Wextra -Werror" make -s all static
 check "builds with clang, -Wall -Wextra -Werror" \
   make -s CC=clang BUILD=build/clang SO=build/clang/anonauth.so LIB=build/clang/libanonauth.a all static
 
+exports_only_entry_point() {
+  [ "$(nm -D --defined-only anonauth.so | awk '{print $3}')" = "sqlite3_anonauth_init" ]
+}
+check "anonauth.so exports only sqlite3_anonauth_init" exports_only_entry_point
+
 suite "sql" env TEST_LABEL=sql tests/sqltest.sh tests/sql/*.test
 c_suite build/test/c "" libanonauth.a "$root/anonauth" c
 suite "readme" tests/readme.sh
