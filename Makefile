@@ -39,7 +39,7 @@ DEB_BUILD := gcc make pkg-config sqlite3 libsqlite3-dev libsodium-dev \
 DEB_TEST  := clang libclang-rt-14-dev valgrind python3 cppcheck clang-tidy
 DEB_PACKAGES ?= $(DEB_BUILD) $(DEB_TEST)
 
-.PHONY: all static deps demo test install uninstall clean
+.PHONY: all static deps demo test bench install uninstall clean
 
 all: $(SO)
 
@@ -89,6 +89,18 @@ demo: deps
 test: deps
 	@$(MAKE) --no-print-directory all static
 	@sh tests/run.sh
+
+# Medians of 3 runs against a floor measured in the same run; N=20000 by
+# default (make bench N=100000); BENCH_FLAGS=-scale adds the table-size sweep.
+N ?= 20000
+BENCH_FLAGS ?=
+build/bench/bench: bench/bench.c
+	@mkdir -p build/bench
+	$(CC) -std=c11 -D_POSIX_C_SOURCE=200809L $(WARN) -O2 -o $@ $< $(PKG_CFLAGS) -lsqlite3 $(PKG_LIBS)
+
+bench: deps
+	@$(MAKE) --no-print-directory all build/bench/bench
+	@build/bench/bench -n $(N) $(BENCH_FLAGS)
 
 install: anonauth.so libanonauth.a
 	install -d $(DESTDIR)$(PREFIX)/lib

@@ -80,7 +80,7 @@ int aa_session_lookup(aa_conn *c, sqlite3_value *token, int want_touch,
 
   rc = aa_stmt_get(c, SQL_LOOKUP, &st);
   if (rc != SQLITE_OK) return rc;
-  sqlite3_bind_blob(st, 1, hash, sizeof(hash), SQLITE_TRANSIENT);
+  sqlite3_bind_blob(st, 1, hash, sizeof(hash), SQLITE_STATIC);
   rc = sqlite3_step(st);
   if (rc == SQLITE_ROW) {
     row = 1;
@@ -98,7 +98,7 @@ int aa_session_lookup(aa_conn *c, sqlite3_value *token, int want_touch,
   } else {
     rc = aa_err_storage(c, rc);
   }
-  aa_stmt_release(st);
+  aa_stmt_release(st); /* also unbinds `hash`, which lives on this stack */
   if (rc != SQLITE_OK || !row) return rc;
 
   now = aa_now(c);

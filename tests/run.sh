@@ -99,6 +99,10 @@ demo_ok() {
     grep -q '^== 5\.' "$out/demo.out"
 }
 check "make demo runs the walkthrough to its end without an error" demo_ok
+bench_smoke() {
+  make -s build/bench/bench && build/bench/bench -n 1000 -runs 1 -dir "$out"
+}
+check "the benchmark runs (smoke: N=1000, one run; no timing asserted)" bench_smoke
 
 if [ "${QUICK:-0}" != 1 ]; then
   san_flags="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all"
