@@ -39,7 +39,7 @@ DEB_BUILD := gcc make pkg-config sqlite3 libsqlite3-dev libsodium-dev \
 DEB_TEST  := clang libclang-rt-14-dev valgrind python3 cppcheck clang-tidy
 DEB_PACKAGES ?= $(DEB_BUILD) $(DEB_TEST)
 
-.PHONY: all static deps demo test bench install uninstall clean
+.PHONY: all static deps demo test bench lint coverage install uninstall clean
 
 all: $(SO)
 
@@ -101,6 +101,19 @@ build/bench/bench: bench/bench.c
 bench: deps
 	@$(MAKE) --no-print-directory all build/bench/bench
 	@build/bench/bench -n $(N) $(BENCH_FLAGS)
+
+# cppcheck and clang-tidy (checks in .clang-tidy), both with warnings as errors.
+lint: deps build/schema_sql.h
+	cppcheck -q --enable=warning,performance,portability --std=c11 --error-exitcode=1 \
+	  --inline-suppr --suppress=missingIncludeSystem -Isrc -Ibuild -I. anonauth.c src/*.c
+	@out=$$(clang-tidy -quiet anonauth.c src/*.c -- -std=c11 -D_POSIX_C_SOURCE=200809L \
+	  -Isrc -Ibuild -I. $(PKG_CFLAGS) 2>&1); rc=$$?; \
+	  printf '%s\n' "$$out" | grep -v 'warnings\{0,1\} generated\.$$' | grep . ; \
+	  [ $$rc -eq 0 ] && echo "clang-tidy: clean"; exit $$rc
+
+# Line and branch coverage of src/ under the SQL and C suites (gcov).
+coverage: deps
+	@sh tests/coverage.sh
 
 install: anonauth.so libanonauth.a
 	install -d $(DESTDIR)$(PREFIX)/lib

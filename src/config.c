@@ -283,15 +283,15 @@ static void reset_to_defaults(struct aa_config_cache *cc) {
   }
 }
 
-static int cache_get(aa_conn *c, struct aa_config_cache **out) {
+/* The connection's cache, created on first use; NULL when out of memory. */
+static struct aa_config_cache *cache_get(aa_conn *c) {
   if (c->config == NULL) {
     c->config = sqlite3_malloc(sizeof(*c->config));
-    if (c->config == NULL) return aa_err_nomem(c);
+    if (c->config == NULL) return NULL;
     memset(c->config, 0, sizeof(*c->config));
     reset_to_defaults(c->config);
   }
-  *out = c->config;
-  return SQLITE_OK;
+  return c->config;
 }
 
 void aa_config_cache_free(aa_conn *c) {
@@ -379,11 +379,11 @@ static int reload(aa_conn *c, struct aa_config_cache *cc) {
 }
 
 int aa_config_sync(aa_conn *c) {
-  struct aa_config_cache *cc = NULL;
+  struct aa_config_cache *cc = cache_get(c);
   unsigned data_version = 0;
   int64_t gen = 0;
-  int rc = cache_get(c, &cc);
-  if (rc != SQLITE_OK) return rc;
+  int rc;
+  if (cc == NULL) return aa_err_nomem(c);
   sqlite3_file_control(c->db, "main", SQLITE_FCNTL_DATA_VERSION, &data_version);
   if (cc->loaded && data_version == cc->data_version) return SQLITE_OK;
   rc = read_generation(c, &gen);
@@ -402,12 +402,12 @@ int aa_config_sync(aa_conn *c) {
 }
 
 int aa_config_refresh(aa_conn *c) {
-  struct aa_config_cache *cc = NULL;
+  struct aa_config_cache *cc = cache_get(c);
   sqlite3_stmt *st;
   unsigned data_version = 0;
   int64_t gen = 0;
-  int rc = cache_get(c, &cc);
-  if (rc != SQLITE_OK) return rc;
+  int rc;
+  if (cc == NULL) return aa_err_nomem(c);
   rc = aa_schema_check(c);
   if (rc == SQLITE_NOTFOUND) { /* no tables yet: everything is default */
     aa_err_clear(c);
@@ -594,7 +594,11 @@ void aa_fn_config(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   }
   name = (const char *)sqlite3_value_text(argv[0]);
   name_len = sqlite3_value_bytes(argv[0]);
-  k = name ? find_key(name, name_len) : -1;
+  if (name == NULL) {
+    aa_result_error(ctx, c, aa_err_nomem(c));
+    return;
+  }
+  k = find_key(name, name_len);
   if (k < 0) {
     aa_result_error(ctx, c, unknown_key(c, name, name_len));
     return;

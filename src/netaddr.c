@@ -38,7 +38,7 @@ int aa_ip_parse(const char *in, int n, char canon[AA_IP_TEXT_MAX],
     /* One customer usually holds a whole /64: count it as one client. */
     memset(v6 + 8, 0, 8);
     if (inet_ntop(AF_INET6, v6, limit_key, AA_IP_TEXT_MAX) == NULL) return SQLITE_MISMATCH;
-    strcat(limit_key, "/64");
+    memcpy(limit_key + strlen(limit_key), "/64", 4); /* the buffer has 4 bytes to spare */
     return SQLITE_OK;
   }
   return SQLITE_MISMATCH;

@@ -47,7 +47,7 @@ static int level(aa_conn *c, const char *kind, const char *subject, int64_t per_
 
 int aa_ratelimit_available(aa_conn *c, const char *kind, const char *subject,
                            int64_t per_hour, int *allowed) {
-  double tokens;
+  double tokens = 0;
   int rc;
   *allowed = 1;
   if (per_hour <= 0) return SQLITE_OK; /* 0 disables the limit */
@@ -59,7 +59,7 @@ int aa_ratelimit_available(aa_conn *c, const char *kind, const char *subject,
 int aa_ratelimit_take(aa_conn *c, const char *kind, const char *subject, int64_t per_hour,
                       int *allowed) {
   sqlite3_stmt *st;
-  double tokens;
+  double tokens = 0;
   int rc;
   *allowed = 1;
   if (per_hour <= 0) return SQLITE_OK;

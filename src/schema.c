@@ -46,7 +46,13 @@ static int read_version(aa_conn *c, int *version) {
   if (rc != SQLITE_OK) return aa_err_storage(c, rc);
   rc = sqlite3_step(st);
   if (rc == SQLITE_ROW) {
-    *version = sqlite3_column_int(st, 0);
+    sqlite3_int64 v = sqlite3_column_int64(st, 0);
+    if (v < 1 || v > 1000000) { /* never written by anonauth: refuse to guess */
+      sqlite3_finalize(st);
+      return aa_err(c, SQLITE_CORRUPT, AA_E_STORAGE,
+                    "anonauth_meta holds an invalid schema_version");
+    }
+    *version = (int)v;
     rc = SQLITE_OK;
   } else if (rc == SQLITE_DONE) {
     rc = SQLITE_OK;
@@ -106,6 +112,7 @@ static int apply_steps(aa_conn *c) {
   int rc = read_version(c, &version);
   if (rc != SQLITE_OK) return rc;
   if (version > AA_SCHEMA_VERSION) return too_new(c, version);
+  if (version < 0) return aa_err(c, SQLITE_CORRUPT, AA_E_STORAGE, "invalid schema version");
   for (int step = version + 1; step <= AA_SCHEMA_VERSION; step++) {
     char *err = NULL;
     rc = sqlite3_exec(c->db, aa_schema_steps[step - 1], NULL, NULL, &err);
