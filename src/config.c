@@ -572,10 +572,23 @@ static int read_one(aa_conn *c, sqlite3_context *ctx, const key_def *k) {
   return rc;
 }
 
-/* Echoes a key back only when it is short and plain, so that an error can
-** never carry arbitrary bytes (or a pasted secret) into a log. */
+/* Echoes a key back only when it is short and looks like a key (lowercase
+** letters, digits, '.' and '_'), so that an error can never carry arbitrary
+** bytes, or a token pasted in the wrong place, into a log. */
+static int plain_key(const char *s, int n) {
+  if (n < 1 || n > 48 || (n >= (int)AA_TOKEN_PREFIX_LEN &&
+                          memcmp(s, AA_TOKEN_PREFIX, AA_TOKEN_PREFIX_LEN) == 0))
+    return 0;
+  for (int i = 0; i < n; i++) {
+    char ch = s[i];
+    if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '.' || ch == '_'))
+      return 0;
+  }
+  return 1;
+}
+
 static int unknown_key(aa_conn *c, const char *name, int n) {
-  if (n > 0 && n <= 64 && printable_ascii(name, n))
+  if (plain_key(name, n))
     return aa_err(c, SQLITE_ERROR, AA_E_INVALID_ARGUMENT,
                   "unknown config key '%.*s'", n, name);
   return aa_err(c, SQLITE_ERROR, AA_E_INVALID_ARGUMENT, "unknown config key");

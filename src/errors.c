@@ -89,6 +89,20 @@ void aa_err_clear(aa_conn *c) {
   c->err_detail[0] = 0;
 }
 
+/* The last line of defence for "no token in any error": SQLite's own
+** messages quote SQL (a merge statement, a RAISE() of an app trigger) and
+** could carry a token someone pasted there. Token text is masked in place. */
+static void redact_tokens(char *msg) {
+  char *p = msg;
+  while ((p = strstr(p, AA_TOKEN_PREFIX)) != NULL) {
+    char *q = p + AA_TOKEN_PREFIX_LEN;
+    while ((*q >= 'A' && *q <= 'Z') || (*q >= 'a' && *q <= 'z') || (*q >= '0' && *q <= '9') ||
+           *q == '-' || *q == '_')
+      *q++ = '*';
+    p = q;
+  }
+}
+
 void aa_result_error(sqlite3_context *ctx, aa_conn *c, int rc) {
   char *msg;
   if (!c->err_set) aa_err(c, rc, AA_E_INTERNAL, "%s", sqlite3_errstr(rc));
@@ -102,6 +116,7 @@ void aa_result_error(sqlite3_context *ctx, aa_conn *c, int rc) {
     sqlite3_result_error_nomem(ctx);
     return;
   }
+  redact_tokens(msg);
   sqlite3_result_error(ctx, msg, -1);
   sqlite3_result_error_code(ctx, c->err_rc);
   sqlite3_free(msg);
