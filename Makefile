@@ -39,7 +39,7 @@ DEB_BUILD := gcc make pkg-config sqlite3 libsqlite3-dev libsodium-dev \
 DEB_TEST  := clang libclang-rt-14-dev valgrind python3 cppcheck clang-tidy
 DEB_PACKAGES ?= $(DEB_BUILD) $(DEB_TEST)
 
-.PHONY: all static deps demo test bench lint coverage install uninstall clean
+.PHONY: all static deps demo test stress bench lint coverage install uninstall clean
 
 all: $(SO)
 
@@ -89,6 +89,20 @@ demo: deps
 test: deps
 	@$(MAKE) --no-print-directory all static
 	@sh tests/run.sh
+
+# The long versions of the crash and concurrency tests (make test runs short
+# ones): 300 SIGKILL rounds, and 8 processes mixing every operation for 30 s.
+stress: deps
+	@$(MAKE) --no-print-directory all static
+	@mkdir -p build/stress
+	@for t in crash mixed_load; do \
+	  cc -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(WARN) -O2 -I. -Isrc -Itests/c \
+	    -o build/stress/test_$$t tests/c/test_$$t.c libanonauth.a -lsqlite3 $(PKG_LIBS) -lpthread \
+	  || exit 1; done
+	CRASH_ROUNDS=300 ANONAUTH_SO=$(CURDIR)/anonauth ANONAUTH_TEST_TMP=$(CURDIR)/build/stress \
+	  build/stress/test_crash
+	LOAD_SECONDS=30 ANONAUTH_SO=$(CURDIR)/anonauth ANONAUTH_TEST_TMP=$(CURDIR)/build/stress \
+	  build/stress/test_mixed_load
 
 # Medians of 3 runs against a floor measured in the same run; N=20000 by
 # default (make bench N=100000); BENCH_FLAGS=-scale adds the table-size sweep.
