@@ -110,7 +110,7 @@ $(CLUSTER_NODE): cluster/anonauth-node.c anonauth.h $(LIB)
 	  $$(pkg-config --libs dqlite) $(LIBS) -lsqlite3
 
 cluster-demo: cluster
-	@sh cluster/demo.sh
+	@bash cluster/demo.sh
 
 install: anonauth.so libanonauth.a
 	install -d $(DESTDIR)$(PREFIX)/lib

@@ -11,7 +11,7 @@ As a program:
   dqlite_client.py -s HOST:PORT[,HOST:PORT...] leader
   dqlite_client.py -s ... cluster
   dqlite_client.py -s ... join ID ADDRESS      (add the node, make it a voter)
-  dqlite_client.py -s ... transfer ID          (hand leadership to node ID)
+  dqlite_client.py -s ... transfer ID          (make node ID the leader)
   dqlite_client.py -s ... exec SQL             (EXEC_SQL on the leader)
   dqlite_client.py -s ... query SQL            (QUERY_SQL, rows as a|b|c)
   dqlite_client.py -s ... tx SQL               (QUERY_SQL inside BEGIN ... COMMIT)
@@ -345,6 +345,23 @@ def join(servers, node_id, address, deadline=10.0):
                 time.sleep(0.1)
 
 
+def transfer(servers, node_id, deadline=15.0):
+    """Makes node_id the leader, retrying while it cannot take over yet (a
+    node that just restarted first catches up with the log)."""
+    end = time.monotonic() + deadline
+    while True:
+        try:
+            with find_leader(servers, max(0.1, end - time.monotonic())) as c:
+                leader_id, _ = c.leader()
+                if leader_id == node_id:
+                    return
+                c.transfer(node_id)
+        except (DqliteError, OSError):
+            if time.monotonic() >= end:
+                raise
+        time.sleep(0.1)
+
+
 def _format(v):
     if v is None:
         return ""
@@ -375,8 +392,7 @@ def main(argv):
         elif cmd == "join" and len(rest) == 2:
             join(servers, int(rest[0]), rest[1])
         elif cmd == "transfer" and len(rest) == 1:
-            with find_leader(servers) as c:
-                c.transfer(int(rest[0]))
+            transfer(servers, int(rest[0]))
         elif cmd in ("exec", "query", "tx") and len(rest) == 1:
             with connect(servers) as c:
                 if cmd == "exec":
