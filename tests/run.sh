@@ -110,8 +110,8 @@ fi
 # The cluster step installs its own packages (make cluster-deps). Only when
 # they cannot be installed is it skipped, saying why; a build or test failure
 # fails the suite.
-echo "== cluster" | tee -a "$log"
 if ! make -s cluster-deps > "$out/cluster-deps.log" 2>&1; then
+  echo "== cluster" | tee -a "$log"
   echo "skip - cluster: the dqlite packages (libdqlite-dev libraft-dev go-dqlite) cannot be installed:" \
     | tee -a "$log"
   tail -n 3 "$out/cluster-deps.log" | sed 's/^/    /' | tee -a "$log"

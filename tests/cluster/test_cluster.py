@@ -357,8 +357,8 @@ def scenario_inflight():
                 check(users - n_ok == present,
                       f"inflight round {round_no}: each committed in-flight sign-in is one "
                       "whose token is valid; nothing else was added")
-                note(f"round {round_no}: {users - n_ok} of {total_uncertain} in-flight "
-                     "sign-ins committed before the leader died")
+                note(f"after round {round_no}: {users - n_ok} of the {total_uncertain} "
+                     "sign-ins in flight at a leader's death had committed")
             if round_no == 1:
                 cl.start_node(old)  # back to three nodes before the second kill
                 with cl.connect_to(old, deadline=20.0) as c:
