@@ -113,6 +113,10 @@ int main(void) {
   CHECK(harness_int(db, "SELECT last_seen_at FROM anonauth_sessions WHERE id = 1") == seen + 7200,
         "and its touch joined the transaction");
 
+  CHECK(harness_int(db, "SELECT anonauth_config('session.max_age')") == 2592000,
+        "bare anonauth_config(key) reads");
+  CHECK(harness_int(db, "SELECT user_is_anonymous(1)") == 1, "bare user_is_anonymous() reads");
+
   /* The other writers follow the same rule. */
   error_of(db, "SELECT anon_signout(?1)", token, err, sizeof err);
   CHECK(starts_with(err, refused), "bare anon_signout() is refused");
