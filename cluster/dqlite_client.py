@@ -276,11 +276,20 @@ class Connection:
     def in_transaction(self, sql, params=()):
         """BEGIN, then sql as QUERY_SQL, then COMMIT: the pattern under which
         a write done by a SQL function is replicated before the caller sees
-        its result. On any failure the transaction is rolled back (or died
-        with the leader) and the error is raised."""
+        its result. The error of a failed call is raised after the
+        transaction ends: an anonauth error is committed (the failed call
+        wrote nothing but what it keeps on purpose: rate-limit buckets,
+        audit rows of rejections), any other error is rolled back."""
         self.execute("BEGIN")
         try:
             rows = self.query(sql, params)
+        except DqliteError as e:
+            end = "COMMIT" if e.message.startswith("anonauth: ") else "ROLLBACK"
+            try:
+                self.execute(end)
+            except (DqliteError, OSError):
+                pass
+            raise
         except BaseException:
             try:
                 self.execute("ROLLBACK")
