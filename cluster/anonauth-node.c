@@ -36,6 +36,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <dqlite.h>
 #include <sqlite3.h>
@@ -75,6 +77,7 @@ int main(int argc, char **argv) {
   unsigned long long latency_ms = 0;
   dqlite_node *node = NULL;
   sigset_t stop_signals;
+  struct stat dir_stat;
   int rc, sig;
 
   for (int i = 1; i < argc; i++) {
@@ -126,19 +129,32 @@ int main(int argc, char **argv) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
   signal(SIGPIPE, SIG_IGN); /* a client that hangs up must not kill the node */
 
-  /* 3. The node. */
+  /* 3. The node. dqlite_node_create() fails without saying why (and without
+  ** a node to ask) when the data directory is unusable, so check it first. */
+  if (stat(dir, &dir_stat) != 0 || !S_ISDIR(dir_stat.st_mode) || access(dir, W_OK) != 0) {
+    fprintf(stderr, "node %llu: data directory %s: %s\n", node_id, dir,
+            errno ? strerror(errno) : "not a directory");
+    return 1;
+  }
   rc = dqlite_node_create(node_id, address, dir, &node);
-  if (rc != 0) {
-    fprintf(stderr, "node %llu: create: %s\n", node_id,
-            node ? dqlite_node_errmsg(node) : "out of memory");
+  if (rc != 0 || node == NULL) {
+    fprintf(stderr, "node %llu: create (address %s): %s\n", node_id, address,
+            node ? dqlite_node_errmsg(node) : "failed");
+    if (node) dqlite_node_destroy(node);
+    return 1;
+  }
+  if (dqlite_node_set_bind_address(node, address) != 0) {
+    fprintf(stderr, "node %llu: cannot listen on %s (want HOST:PORT, free): %s\n", node_id,
+            address, dqlite_node_errmsg(node));
     dqlite_node_destroy(node);
     return 1;
   }
-  rc = dqlite_node_set_bind_address(node, address);
-  if (rc == 0 && latency_ms > 0)
-    rc = dqlite_node_set_network_latency_ms(node, (unsigned)latency_ms);
-  if (rc == 0) rc = dqlite_node_start(node);
-  if (rc != 0) {
+  if (latency_ms > 0 && dqlite_node_set_network_latency_ms(node, (unsigned)latency_ms) != 0) {
+    fprintf(stderr, "node %llu: --latency-ms %llu refused\n", node_id, latency_ms);
+    dqlite_node_destroy(node);
+    return 1;
+  }
+  if (dqlite_node_start(node) != 0) {
     fprintf(stderr, "node %llu: start on %s (data in %s): %s\n", node_id, address, dir,
             dqlite_node_errmsg(node));
     dqlite_node_destroy(node);
