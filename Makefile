@@ -5,6 +5,8 @@
 #   make deps       install missing Debian packages (apt-get)
 #   make demo       deps + build + the walkthrough in sql/demo.sql
 #   make test       deps + build + the whole suite (ASan/UBSan, valgrind, fuzz smoke)
+#   make cluster    build/cluster/anonauth-node: a dqlite node with anonauth
+#   make cluster-demo  a 3-node cluster on 127.0.0.1, a leader kill, the walkthrough
 #   make install    PREFIX=/usr/local
 #   make clean
 
@@ -38,8 +40,12 @@ DEB_BUILD := gcc make pkg-config sqlite3 libsqlite3-dev libsodium-dev \
              libcurl4-openssl-dev libjsmn-dev
 DEB_TEST  := clang libclang-rt-14-dev valgrind python3 cppcheck clang-tidy
 DEB_PACKAGES ?= $(DEB_BUILD) $(DEB_TEST)
+# Only for the cluster targets (and the cluster step of tests/run.sh):
+# libdqlite 1.11 with libraft, and go-dqlite's `dqlite` shell.
+DEB_CLUSTER := libdqlite-dev libraft-dev go-dqlite
 
-.PHONY: all static deps demo test stress bench lint coverage install uninstall clean
+.PHONY: all static deps demo test stress bench lint coverage install uninstall clean \
+        cluster cluster-deps cluster-demo
 
 all: $(SO)
 
@@ -128,6 +134,23 @@ lint: deps build/schema_sql.h
 # Line and branch coverage of src/ under the SQL and C suites (gcov).
 coverage: deps
 	@sh tests/coverage.sh
+
+# The cluster node links the static library (dqlite's VFS cannot load
+# extensions); the deps step runs only for these targets.
+CLUSTER_NODE := build/cluster/anonauth-node
+cluster-deps:
+	@$(MAKE) --no-print-directory deps DEB_PACKAGES="$(DEB_BUILD) python3 $(DEB_CLUSTER)"
+
+cluster: cluster-deps
+	@$(MAKE) --no-print-directory $(CLUSTER_NODE)
+
+$(CLUSTER_NODE): cluster/anonauth-node.c anonauth.h $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) -I. -o $@ cluster/anonauth-node.c $(LIB) \
+	  $$(pkg-config --libs dqlite) $(LIBS) -lsqlite3
+
+cluster-demo: cluster
+	@bash cluster/demo.sh
 
 install: anonauth.so libanonauth.a
 	install -d $(DESTDIR)$(PREFIX)/lib

@@ -48,6 +48,7 @@ static const struct {
     {"anonauth_config", 2, DIRECT, aa_fn_config},
     {"anonauth_set_clock", 1, DIRECT, aa_fn_set_clock},
     {"anonauth_version", 0, PURE, fn_version},
+    {"anonauth_replicated", 0, INNOCUOUS, aa_fn_replicated},
     {"anonauth_internal_atomic", 0, DIRECT, aa_fn_atomic_trampoline},
 };
 

@@ -20,6 +20,15 @@ extern "C" {
 int sqlite3_anonauth_init(sqlite3 *db, char **pzErrMsg,
                           const struct sqlite3_api_routines *pApi);
 
+/*
+** For programs that run anonauth under a replicating engine (dqlite): call
+** with 1 before opening connections, and every connection opened afterwards
+** refuses writes outside an explicit transaction (transaction_required),
+** because the engine replicates only what the client's own COMMIT commits.
+** See README, "Running on a cluster".
+*/
+void anonauth_set_replicated(int on);
+
 #ifdef __cplusplus
 }
 #endif

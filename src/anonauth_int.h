@@ -46,6 +46,7 @@ typedef enum {
   AA_E_CAPTCHA_UNAVAILABLE,
   AA_E_CAPTCHA_MISCONFIGURED,
   AA_E_PURGE_FAILED,
+  AA_E_TRANSACTION_REQUIRED,
   AA_E_COUNT
 } aa_errcode;
 
@@ -116,6 +117,9 @@ struct aa_conn {
   /* CAPTCHA transport (http.c): opaque, released with the connection */
   void *http;
   aa_release_fn http_release;
+
+  /* replicated mode (replicated.c): writes only inside the caller's BEGIN */
+  int replicated;
 };
 
 aa_conn *aa_conn_new(sqlite3 *db);
@@ -391,5 +395,18 @@ int aa_ratelimit_available(aa_conn *c, const char *kind, const char *subject,
 
 /* Strict argument readers shared by the SQL functions. */
 int aa_arg_user_id(aa_conn *c, sqlite3_value *v, const char *what, int64_t *out);
+
+/* ------------------------------------------------------------ replicated.c */
+
+/* The process-wide mode set by anonauth_set_replicated(), for new connections. */
+int aa_replicated_default(void);
+/*
+** Call before a write that would commit on its own: in replicated mode it
+** records transaction_required unless the caller has a transaction open.
+*/
+int aa_replicated_check_write(aa_conn *c);
+/* For best-effort writes: false when the write must be skipped. */
+int aa_replicated_may_write_quietly(aa_conn *c);
+void aa_fn_replicated(sqlite3_context *ctx, int argc, sqlite3_value **argv);
 
 #endif /* ANONAUTH_INT_H */

@@ -39,6 +39,8 @@ int aa_atomic(aa_conn *c, int (*body)(aa_conn *, void *), void *arg) {
     return aa_err(c, SQLITE_ERROR, AA_E_REENTRANT,
                   "an anonauth function was called from inside another one "
                   "on the same connection");
+  rc = aa_replicated_check_write(c);
+  if (rc != SQLITE_OK) return rc;
   rc = aa_schema_ensure(c);
   if (rc != SQLITE_OK) return rc;
   rc = aa_stmt_get(c, SQL_ATOMIC, &st);

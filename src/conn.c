@@ -16,6 +16,7 @@ aa_conn *aa_conn_new(sqlite3 *db) {
   memset(c, 0, sizeof(*c));
   c->db = db;
   c->refs = 1;
+  c->replicated = aa_replicated_default();
   return c;
 }
 

@@ -51,6 +51,7 @@ static int is_live(aa_conn *c, const aa_session *s, int revoked, int64_t now) {
 static void touch(aa_conn *c, const aa_session *s, int64_t now) {
   sqlite3_stmt *st;
   if (sqlite3_db_readonly(c->db, "main") != 0) return;
+  if (!aa_replicated_may_write_quietly(c)) return;
   if (aa_stmt_get(c, SQL_TOUCH, &st) != SQLITE_OK) {
     aa_err_clear(c);
     return;

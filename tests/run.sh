@@ -6,7 +6,8 @@
 #   3. C programs (tests/c/test_*.c) against the real .so and libanonauth.a;
 #   4. 2 and 3 again with ASan+UBSan builds;
 #   5. the SQL cases again under valgrind memcheck;
-#   6. every line the suite printed is checked for secrets.
+#   6. a real 3-node dqlite cluster with leader kills (tests/cluster/);
+#   7. every line the suite printed is checked for secrets.
 #
 # Prints "N passed, N failed" last and exits non-zero on any failure.
 # QUICK=1 skips the sanitizer and valgrind passes (for editing loops).
@@ -122,6 +123,22 @@ if [ "${QUICK:-0}" != 1 ]; then
   suite "sql (valgrind)" env TEST_LABEL="sql valgrind" \
     SQLITE3_WRAPPER="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --show-leak-kinds=definite" \
     tests/sqltest.sh tests/sql/*.test
+fi
+
+# The cluster step installs its own packages (make cluster-deps). Only when
+# they cannot be installed is it skipped, saying why; a build or test failure
+# fails the suite.
+if ! make -s cluster-deps > "$out/cluster-deps.log" 2>&1; then
+  echo "== cluster" | tee -a "$log"
+  echo "skip - cluster: the dqlite packages (libdqlite-dev libraft-dev go-dqlite) cannot be installed:" \
+    | tee -a "$log"
+  tail -n 3 "$out/cluster-deps.log" | sed 's/^/    /' | tee -a "$log"
+else
+  check "cluster node builds (make cluster)" make -s cluster
+  cluster_py=python3
+  [ -x /usr/bin/python3 ] && cluster_py=/usr/bin/python3
+  suite "cluster" env TEST_LABEL=cluster ANONAUTH_TEST_TMP="$root/$out/cluster" \
+    "$cluster_py" tests/cluster/test_cluster.py
 fi
 
 # Nothing the suite printed may hold a token, a token hash or a password hash.
