@@ -109,7 +109,7 @@ static const char *const documented_codes[] = {
     "invalid_argument", "invalid_session", "storage", "internal", "reentrant_call",
     "account_exists", "invalid_credentials", "rate_limited", "merge_failed",
     "captcha_required", "captcha_rejected", "captcha_unavailable", "captcha_misconfigured",
-    "purge_failed", NULL};
+    "purge_failed", "transaction_required", NULL};
 
 static int documented_error(const char *msg) {
   if (msg == NULL) return 0;
