@@ -51,6 +51,14 @@ int aa_user_delete(aa_conn *c, int64_t user_id, int *found, int64_t *sessions,
   if (rc == SQLITE_OK) rc = delete_by_id(c, SQL_DELETE_ACCOUNTS, user_id, accounts);
   if (rc == SQLITE_OK) rc = delete_by_id(c, SQL_DELETE_USER, user_id, &users);
   *found = users > 0;
+  if ((rc & 0xff) == SQLITE_CONSTRAINT) {
+    /* The app's rows still point at the user (foreign keys are on). */
+    aa_err_clear(c);
+    rc = aa_err(c, rc, AA_E_INVALID_ARGUMENT,
+                "user %lld is still referenced by other rows (%s); delete them first, "
+                "or declare the reference ON DELETE CASCADE",
+                (long long)user_id, sqlite3_errmsg(c->db));
+  }
   return rc;
 }
 
@@ -183,8 +191,8 @@ static int delete_users(aa_conn *c, purge_call *p) {
       /* The app's rows still point at the user: its purge.user_sql misses them. */
       aa_err_clear(c);
       rc = aa_err(c, rc, AA_E_PURGE_FAILED,
-                  "user %lld is still referenced (%s); make purge.user_sql delete the "
-                  "app's rows for :user_id",
+                  "user %lld is still referenced by other rows (%s); make "
+                  "purge.user_sql delete the app's rows for :user_id",
                   (long long)p->ids[i], sqlite3_errmsg(c->db));
     }
     p->users += found;
