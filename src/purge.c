@@ -149,6 +149,9 @@ static int app_sql_run(aa_conn *c, app_sql *a, int64_t user_id) {
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
     }
     if (rc != SQLITE_DONE) {
+      /* Whatever the app's SQL ran into (an anonauth table it reached
+      ** included) is reported as the purge's failure, its message kept. */
+      aa_err_clear(c);
       rc = aa_err(c, rc, AA_E_PURGE_FAILED, "purge.user_sql failed for user %lld: %s",
                   (long long)user_id, sqlite3_errmsg(c->db));
       sqlite3_reset(st);
