@@ -156,7 +156,10 @@ int main(void) {
     calls++;
     if (n <= 0 || calls > 1000) break;
     total += n;
-    usleep(1000); /* room for the other process between batches */
+    /* As the README recommends: a pause between batches lets waiting
+    ** writers in (SQLite's busy handler backs off and is not fair; with 1 ms
+    ** a sign-in here waited up to 0.7 s, with 10 ms under 0.1 s). */
+    usleep(10000);
   }
   {
     double elapsed = now_ms() - t_start;
@@ -175,7 +178,7 @@ int main(void) {
   waitpid(pid, &status, 0);
   CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0 && report[0] == 0,
         "the other process signed in %d times during the purge without a failure", SIGNINS);
-  CHECK(report[1] >= 0 && report[1] < 5000000,
+  CHECK(report[1] >= 0 && report[1] < 2000000,
         "its slowest sign-in took %.1f ms", report[1] / 1000.0);
 
   CHECK(harness_int(db, "SELECT count(*) FROM expect AS e LEFT JOIN anonauth_users AS u "
