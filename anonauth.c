@@ -50,6 +50,11 @@ static const struct {
     {"anonauth_version", 0, PURE, fn_version},
     {"anonauth_replicated", 0, INNOCUOUS, aa_fn_replicated},
     {"anonauth_internal_atomic", 0, DIRECT, aa_fn_atomic_trampoline},
+    {"anonauth_use", 1, DIRECT, aa_fn_anonauth_use},
+    {"auth_uid", 0, INNOCUOUS, aa_fn_auth_uid},
+    {"auth_is_anonymous", 0, INNOCUOUS, aa_fn_auth_is_anonymous},
+    {"anon_purge", 0, DIRECT, aa_fn_anon_purge},
+    {"anon_purge", 1, DIRECT, aa_fn_anon_purge},
 };
 
 /* Loading twice on one connection is a no-op, not a reset of its state. */
@@ -98,6 +103,7 @@ int sqlite3_anonauth_init(sqlite3 *db, char **pzErrMsg, const sqlite3_api_routin
                                     aa_conn_unref);
   }
   if (rc == SQLITE_OK) rc = aa_stmt_cache_register(db, c);
+  if (rc == SQLITE_OK) rc = aa_vtab_register(db, c);
   aa_conn_unref(c);
   if (rc != SQLITE_OK && pzErrMsg)
     *pzErrMsg = sqlite3_mprintf("anonauth: internal: registering functions: %s",

@@ -106,3 +106,13 @@ CREATE TABLE IF NOT EXISTS anonauth_rate_limits (
   updated_at INTEGER NOT NULL,
   PRIMARY KEY (kind, subject)
 ) WITHOUT ROWID;
+
+-- migrate 3: indexes for anon_purge
+-- Anonymous users, oldest first: the purge reads only candidates, never the
+-- users who have accounts.
+CREATE INDEX IF NOT EXISTS anonauth_users_anonymous
+  ON anonauth_users(created_at) WHERE is_anonymous = 1;
+-- Sessions by last activity: a session is touched only while it is live, so
+-- one that died before a cutoff was also last seen before it.
+CREATE INDEX IF NOT EXISTS anonauth_sessions_by_last_seen
+  ON anonauth_sessions(last_seen_at);

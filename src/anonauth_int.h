@@ -113,6 +113,7 @@ struct aa_conn {
   int auth_set;
   int64_t auth_uid;
   int auth_is_anonymous;
+  int64_t auth_session_id; /* the session anonauth_use() found */
 
   /* CAPTCHA transport (http.c): opaque, released with the connection */
   void *http;
@@ -357,6 +358,9 @@ void aa_fn_session_user(sqlite3_context *ctx, int argc, sqlite3_value **argv);
 void aa_fn_anon_signout(sqlite3_context *ctx, int argc, sqlite3_value **argv);
 void aa_fn_session_revoke_all(sqlite3_context *ctx, int argc,
                               sqlite3_value **argv);
+/* The validity rule of aa_session_lookup() for a row read some other way
+** (the anon_sessions table's status column). Call after aa_config_sync(). */
+int aa_session_is_live(aa_conn *c, const aa_session *s, int revoked, int64_t now);
 
 /* ------------------------------------------------------------------ anon.c */
 
@@ -408,5 +412,98 @@ int aa_replicated_check_write(aa_conn *c);
 /* For best-effort writes: false when the write must be skipped. */
 int aa_replicated_may_write_quietly(aa_conn *c);
 void aa_fn_replicated(sqlite3_context *ctx, int argc, sqlite3_value **argv);
+
+/* --------------------------------------------------------------- authctx.c */
+
+/*
+** The connection's current user, set by anonauth_use(token) and read by
+** auth_uid() / auth_is_anonymous() without touching the database. It is a
+** snapshot taken by anonauth_use(); code that changes that user through this
+** connection keeps it true with these calls. Call them once the change is
+** made (inside or after the atomic call): _user_changed when a user's
+** is_anonymous flips (link_account), _user_merged when from_user was merged
+** into to_user, _user_deleted and _session_revoked when the user or the
+** session the context came from is gone. Each one only acts when the
+** context is about that user or session.
+*/
+void aa_authctx_user_changed(aa_conn *c, int64_t user_id, int is_anonymous);
+void aa_authctx_user_merged(aa_conn *c, int64_t from_user, int64_t to_user,
+                            int to_is_anonymous);
+void aa_authctx_user_deleted(aa_conn *c, int64_t user_id);
+void aa_authctx_session_revoked(aa_conn *c, int64_t session_id);
+/* Every live session of user_id was revoked (session_revoke_all). */
+void aa_authctx_user_signed_out(aa_conn *c, int64_t user_id);
+void aa_fn_anonauth_use(sqlite3_context *ctx, int argc, sqlite3_value **argv);
+void aa_fn_auth_uid(sqlite3_context *ctx, int argc, sqlite3_value **argv);
+void aa_fn_auth_is_anonymous(sqlite3_context *ctx, int argc,
+                             sqlite3_value **argv);
+
+/* ------------------------------------------------------------------ vtab.c */
+
+/*
+** The machinery shared by the eponymous tables anon_users, anon_sessions and
+** anon_accounts: each file describes its table with an aa_vtab_def and
+** vtab.c does the rest (xBestIndex, scans, refusing INSERT and UPDATE).
+*/
+#define AA_VTAB_MAX_PLANS 4
+
+/* One way to read the table: a statement and the columns it needs equal. */
+typedef struct {
+  const char *label; /* what EXPLAIN QUERY PLAN shows, e.g. "user_id=?" */
+  const char *sql;   /* static; column 0 is the rowid, column i+1 is
+                     ** table column i; ?1 (?2) are the keys; it may use
+                     ** the AA_VTAB_PARAM_* numbers below */
+  int keys[2];       /* table columns, -1 when unused */
+  int unique;        /* at most one row */
+  int omit;          /* the statement checks the keys exactly as SQLite
+                     ** would (integer columns), so SQLite need not */
+  double cost;
+} aa_vtab_plan;
+
+/* Parameters a plan's statement may use, by number (named parameters would
+** take numbers of their own and could collide with the keys). */
+#define AA_VTAB_PARAM_NOW          3
+#define AA_VTAB_PARAM_MAX_AGE      4
+#define AA_VTAB_PARAM_IDLE_TIMEOUT 5
+
+/* What a scan knows beyond its row: the clock and the session rules. */
+typedef struct {
+  int64_t now;
+  int64_t max_age;
+  int64_t idle_timeout;
+} aa_vtab_scan;
+
+typedef struct {
+  const char *name;        /* anon_users */
+  const char *declaration; /* CREATE TABLE x(...) */
+  const char *delete_does; /* for the refusal message: "revokes the session" */
+  int rowid_column;        /* the column equal to the rowid, or -1 */
+  int n_plans;             /* plans[0] is the full scan */
+  aa_vtab_plan plans[AA_VTAB_MAX_PLANS];
+  /* Optional: computes column col of the row in st; returns 0 to fall back
+  ** to the statement's column col+1. */
+  int (*column)(aa_conn *c, const aa_vtab_scan *scan, sqlite3_stmt *st,
+                sqlite3_context *ctx, int col);
+  /* DELETE of one row: a complete atomic call (records its error in c). */
+  int (*delete_row)(aa_conn *c, int64_t rowid);
+} aa_vtab_def;
+
+extern const aa_vtab_def aa_vtab_users;    /* vtab_users.c */
+extern const aa_vtab_def aa_vtab_sessions; /* vtab_sessions.c */
+extern const aa_vtab_def aa_vtab_accounts; /* vtab_accounts.c */
+
+/* Registers the three tables on the connection. */
+int aa_vtab_register(sqlite3 *db, aa_conn *c);
+
+/* ----------------------------------------------------------------- purge.c */
+
+/*
+** Removes one user with its sessions and accounts (not the app's rows).
+** Call inside aa_atomic(). *found is 0 when there was no such user; the
+** counts may be NULL.
+*/
+int aa_user_delete(aa_conn *c, int64_t user_id, int *found,
+                   int64_t *sessions, int64_t *accounts);
+void aa_fn_anon_purge(sqlite3_context *ctx, int argc, sqlite3_value **argv);
 
 #endif /* ANONAUTH_INT_H */

@@ -47,6 +47,10 @@ static int is_live(aa_conn *c, const aa_session *s, int revoked, int64_t now) {
          now < s->last_seen_at + idle;
 }
 
+int aa_session_is_live(aa_conn *c, const aa_session *s, int revoked, int64_t now) {
+  return is_live(c, s, revoked, now);
+}
+
 /* Best-effort: a failure here must not turn a valid session into an error. */
 static void touch(aa_conn *c, const aa_session *s, int64_t now) {
   sqlite3_stmt *st;
@@ -189,6 +193,7 @@ static int signout_body(aa_conn *c, void *arg) {
   rc = aa_session_revoke(c, s.session_id, &revoked);
   if (rc != SQLITE_OK || !revoked) return rc;
   r->count = 1;
+  aa_authctx_session_revoked(c, s.session_id);
   return aa_audit(c, "signout", s.user_id, s.session_id, NULL, NULL);
 }
 
@@ -229,6 +234,7 @@ static int revoke_all_body(aa_conn *c, void *arg) {
   if (rc != SQLITE_OK) return rc;
   r->count = sqlite3_changes(c->db);
   if (r->count == 0) return SQLITE_OK;
+  aa_authctx_user_signed_out(c, r->user_id);
   sqlite3_snprintf((int)sizeof(detail), detail, "{\"sessions\":%lld}", (long long)r->count);
   return aa_audit(c, "revoke_all", r->user_id, AA_NO_ID, NULL, detail);
 }
