@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define TOKEN_TEXT_LEN 57
@@ -338,6 +339,75 @@ static void phase_lookup(const char *name, lookup_kind kind, const char *target)
   report(name, median(ex, runs), median(fl, runs), target);
 }
 
+/* The operator's table: all of a user's sessions through anon_sessions,
+** against the same rows read straight from anonauth_sessions. */
+static void phase_vtab(void) {
+  double fl[MAX_RUNS], ex[MAX_RUNS];
+  sqlite3_stmt *direct = prepare(lookup_floor.db,
+                                 "SELECT id, user_id, created_at, last_seen_at, expires_at, "
+                                 "revoked_at, ip, user_agent FROM anonauth_sessions WHERE user_id = ?1");
+  sqlite3_stmt *vtab = prepare(lookup_ext.db, "SELECT * FROM anon_sessions WHERE user_id = ?1");
+  for (int r = 0; r < runs; r++) {
+    for (int side = 0; side < 2; side++) {
+      sqlite3_stmt *st = side ? vtab : direct;
+      long rows = 0;
+      double t0 = now_seconds();
+      for (int i = 0; i < n_ops; i++) {
+        sqlite3_bind_int(st, 1, 1 + (int)(((unsigned)i * 2654435761u) % (unsigned)n_ops));
+        while (sqlite3_step(st) == SQLITE_ROW) rows++;
+        sqlite3_reset(st);
+      }
+      if (rows != n_ops) {
+        fprintf(stderr, "bench: %s read %ld rows, %d expected\n", side ? "anon_sessions" : "floor",
+                rows, n_ops);
+        exit(1);
+      }
+      (side ? ex : fl)[r] = n_ops / (now_seconds() - t0);
+    }
+  }
+  sqlite3_finalize(direct);
+  sqlite3_finalize(vtab);
+  report("anon_sessions WHERE user_id = ?", median(ex, runs), median(fl, runs), "");
+}
+
+/* anon_purge over 100,000 stale anonymous users: the time of each batch. */
+static void phase_purge(void) {
+  enum { STALE = 100000 };
+  ext_db e;
+  sqlite3_stmt *purge;
+  double worst = 0, total = 0;
+  int calls = 0;
+  long purged = 0;
+  ext_open(&e, "anonauth-purge");
+  exec(e.db, "SELECT anonauth_set_clock(1000000000)");
+  step_done(e.db, e.begin);
+  for (int i = 0; i < STALE; i++) {
+    char tok[TOKEN_TEXT_LEN + 1];
+    ext_signin(&e, tok);
+  }
+  step_done(e.db, e.commit);
+  exec(e.db, "SELECT anonauth_set_clock(1000000000 + 31 * 86400)");
+  purge = prepare(e.db, "SELECT anon_purge()");
+  for (;;) {
+    double t0 = now_seconds(), t;
+    long n;
+    if (sqlite3_step(purge) != SQLITE_ROW) die(e.db, "anon_purge");
+    n = sqlite3_column_int64(purge, 0);
+    sqlite3_reset(purge);
+    t = now_seconds() - t0;
+    total += t;
+    calls++;
+    if (t > worst) worst = t;
+    purged += n;
+    if (n == 0) break;
+  }
+  sqlite3_finalize(purge);
+  ext_close(&e);
+  printf("\nanon_purge: %ld stale users in %d calls (purge.batch = 1000): %.1f ms per batch on "
+         "average, %.1f ms the slowest, %.2f s in all\n",
+         purged, calls - 1, 1000 * total / calls, 1000 * worst, total);
+}
+
 /* session_valid stays flat as the table grows: 10k, 100k, 1M sessions. */
 static void phase_scale(void) {
   static const int sizes[] = {10000, 100000, 1000000};
@@ -382,65 +452,81 @@ static void phase_scale(void) {
   }
 }
 
-/* What one connection with anonauth loaded and warmed up costs in RSS,
-** over a plain connection doing the floor's work. */
+/* RSS growth from opening CONNS warmed-up connections, measured in a child
+** process so that both variants start from the same heap. */
+enum { CONNS = 50 };
+
+static long connections_rss(const char *path, int with_ext) {
+  int fd[2];
+  long delta = -1;
+  pid_t pid;
+  if (pipe(fd) != 0) return -1;
+  pid = fork();
+  if (pid == 0) {
+    static sqlite3 *dbs[CONNS];
+    long before = status_kib("VmRSS:");
+    char *err = NULL;
+    for (int i = 0; i < CONNS; i++) {
+      if (sqlite3_open(path, &dbs[i]) != SQLITE_OK) _exit(1);
+      if (with_ext) {
+        char tok[TOKEN_TEXT_LEN + 1];
+        sqlite3_stmt *st;
+        sqlite3_enable_load_extension(dbs[i], 1);
+        if (sqlite3_load_extension(dbs[i], so_path, NULL, &err) != SQLITE_OK) _exit(1);
+        st = prepare(dbs[i], "SELECT anon_signin()");
+        if (sqlite3_step(st) != SQLITE_ROW) _exit(1);
+        memcpy(tok, sqlite3_column_text(st, 0), sizeof tok);
+        sqlite3_finalize(st);
+        st = prepare(dbs[i], "SELECT session_valid(?1), session_user(?1)");
+        sqlite3_bind_text(st, 1, tok, TOKEN_TEXT_LEN, SQLITE_STATIC);
+        sqlite3_step(st);
+        sqlite3_finalize(st);
+      } else {
+        unsigned char raw[32];
+        floor_db f;
+        f.db = dbs[i];
+        f.user = prepare(f.db, "INSERT INTO anonauth_users(is_anonymous, created_at) VALUES (1, ?1)");
+        f.session = prepare(f.db,
+                            "INSERT INTO anonauth_sessions(token_hash, user_id, created_at, "
+                            "last_seen_at, expires_at) VALUES (?1, ?2, ?3, ?3, ?4)");
+        f.lookup = prepare(f.db, "SELECT s.id, s.user_id, s.created_at, s.last_seen_at, "
+                                 "s.expires_at, s.revoked_at IS NOT NULL, u.is_anonymous "
+                                 "FROM anonauth_sessions AS s JOIN anonauth_users AS u "
+                                 "ON u.id = s.user_id WHERE s.token_hash = ?1");
+        floor_signin(&f, raw);
+        floor_lookup(&f, raw);
+        sqlite3_finalize(f.user);
+        sqlite3_finalize(f.session);
+        sqlite3_finalize(f.lookup);
+      }
+    }
+    delta = status_kib("VmRSS:") - before;
+    _exit(write(fd[1], &delta, sizeof delta) == (ssize_t)sizeof delta ? 0 : 1);
+  }
+  close(fd[1]);
+  if (read(fd[0], &delta, sizeof delta) != (ssize_t)sizeof delta) delta = -1;
+  close(fd[0]);
+  waitpid(pid, NULL, 0);
+  return delta;
+}
+
+/* What one connection with anonauth loaded and warmed up costs in RSS, over
+** a plain connection doing the floor's work. */
 static void phase_memory(void) {
-  enum { CONNS = 50 };
-  sqlite3 *dbs[CONNS];
   char path[512];
-  long before, plain, with_ext;
-  char *err = NULL;
+  long plain[MAX_RUNS], with_ext[MAX_RUNS];
+  double p[MAX_RUNS], w[MAX_RUNS];
   snprintf(path, sizeof path, "%s/memory.db", dir);
-  remove_db(path);
-  {
-    sqlite3 *setup = open_db("memory", 1);
-    sqlite3_close(setup);
+  sqlite3_close(open_db("memory", 1));
+  for (int r = 0; r < runs; r++) {
+    plain[r] = connections_rss(path, 0);
+    with_ext[r] = connections_rss(path, 1);
+    p[r] = (double)plain[r];
+    w[r] = (double)with_ext[r];
   }
-  before = status_kib("VmRSS:");
-  for (int i = 0; i < CONNS; i++) {
-    unsigned char raw[32];
-    floor_db f;
-    if (sqlite3_open(path, &dbs[i]) != SQLITE_OK) die(dbs[i], "open");
-    f.db = dbs[i];
-    f.user = prepare(f.db, "INSERT INTO anonauth_users(is_anonymous, created_at) VALUES (1, ?1)");
-    f.session = prepare(f.db,
-                        "INSERT INTO anonauth_sessions(token_hash, user_id, created_at, last_seen_at, "
-                        "expires_at) VALUES (?1, ?2, ?3, ?3, ?4)");
-    f.lookup = prepare(f.db, "SELECT s.id FROM anonauth_sessions AS s JOIN anonauth_users AS u "
-                             "ON u.id = s.user_id WHERE s.token_hash = ?1");
-    f.begin = prepare(f.db, "BEGIN");
-    f.commit = prepare(f.db, "COMMIT");
-    floor_signin(&f, raw);
-    floor_lookup(&f, raw);
-    sqlite3_finalize(f.user);
-    sqlite3_finalize(f.session);
-    sqlite3_finalize(f.lookup);
-    sqlite3_finalize(f.begin);
-    sqlite3_finalize(f.commit);
-  }
-  plain = status_kib("VmRSS:") - before;
-  for (int i = 0; i < CONNS; i++) sqlite3_close(dbs[i]);
-  before = status_kib("VmRSS:");
-  for (int i = 0; i < CONNS; i++) {
-    char tok[TOKEN_TEXT_LEN + 1];
-    sqlite3_stmt *st;
-    if (sqlite3_open(path, &dbs[i]) != SQLITE_OK) die(dbs[i], "open");
-    sqlite3_enable_load_extension(dbs[i], 1);
-    if (sqlite3_load_extension(dbs[i], so_path, NULL, &err) != SQLITE_OK) die(dbs[i], "load");
-    st = prepare(dbs[i], "SELECT anon_signin()");
-    if (sqlite3_step(st) != SQLITE_ROW) die(dbs[i], "anon_signin");
-    memcpy(tok, sqlite3_column_text(st, 0), sizeof tok);
-    sqlite3_finalize(st);
-    st = prepare(dbs[i], "SELECT session_valid(?1), session_user(?1)");
-    sqlite3_bind_text(st, 1, tok, TOKEN_TEXT_LEN, SQLITE_STATIC);
-    sqlite3_step(st);
-    sqlite3_finalize(st);
-  }
-  with_ext = status_kib("VmRSS:") - before;
-  for (int i = 0; i < CONNS; i++) sqlite3_close(dbs[i]);
-  printf("\nmemory: %d connections: plain %ld KiB, with anonauth %ld KiB: anonauth adds %.0f KiB "
-         "per connection (target <= 1024)\n",
-         CONNS, plain, with_ext, (double)(with_ext - plain) / CONNS);
+  printf("\nmemory: %d warmed-up connections add %.0f KiB of RSS plain and %.0f KiB with anonauth: "
+         "anonauth adds %.0f KiB per connection (target <= 1024)\n",
+         CONNS, median(p, runs), median(w, runs), (median(w, runs) - median(p, runs)) / CONNS);
 }
 
 int main(int argc, char **argv) {
@@ -476,10 +562,14 @@ int main(int argc, char **argv) {
   phase_lookup("session_valid, valid tokens", LOOK_VALID, ">= 0.85");
   phase_lookup("session_valid, unknown tokens", LOOK_UNKNOWN, ">= 0.85");
   phase_lookup("session_user, valid tokens", LOOK_USER, "");
+  phase_vtab();
   floor_close(&lookup_floor);
   ext_close(&lookup_ext);
   phase_memory();
-  if (scale) phase_scale();
+  if (scale) {
+    phase_scale();
+    phase_purge();
+  }
   free(raws);
   free(tokens);
   free(unknown);
