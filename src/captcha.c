@@ -198,8 +198,8 @@ static try_result read_reply(aa_conn *c, const provider_def *p, const char *fn,
       return TRY_AGAIN;
     case AA_HTTP_TIMED_OUT:
       *rc = aa_err(c, SQLITE_ERROR, AA_E_CAPTCHA_UNAVAILABLE,
-                   "%s: %s did not answer within captcha.timeout_ms (%lld ms)", fn, p->label,
-                   (long long)timeout_ms);
+                   "%s: %s did not answer within captcha.timeout_ms (%lld ms)%s%s", fn,
+                   p->label, (long long)timeout_ms, why[0] ? "; before that it " : "", why);
       return DONE;
     case AA_HTTP_TOO_LARGE:
       *rc = aa_err(c, SQLITE_ERROR, AA_E_CAPTCHA_UNAVAILABLE,
@@ -224,17 +224,25 @@ static try_result read_reply(aa_conn *c, const provider_def *p, const char *fn,
     *rc = aa_err_nomem(c);
     return DONE;
   }
-  if (prc != SQLITE_OK || r->status < 200) {
+  if (prc != SQLITE_OK) {
     *rc = aa_err(c, SQLITE_ERROR, AA_E_CAPTCHA_UNAVAILABLE,
                  "%s: %s answered HTTP %ld with %s, which is not a verdict", fn, p->label,
-                 r->status, prc != SQLITE_OK ? parse_why : "an unexpected status");
+                 r->status, parse_why);
+    return DONE;
+  }
+  /* Only a 200 can say yes. A 4xx may say no (Turnstile answers secret
+  ** errors with 400 and a verdict); a yes under any other status is a
+  ** proxy or error page, not the provider. */
+  if (r->status != 200 && (r->status < 400 || out->verdict.provider_success)) {
+    memset(&out->verdict, 0, sizeof(out->verdict));
+    *rc = aa_err(c, SQLITE_ERROR, AA_E_CAPTCHA_UNAVAILABLE,
+                 "%s: %s answered HTTP %ld, which is not a verdict", fn, p->label, r->status);
     return DONE;
   }
   if (!out->verdict.provider_success && aa_verdict_has_code(&out->verdict, "internal-error")) {
     sqlite3_snprintf(why_cap, why, "reported internal-error");
     return TRY_AGAIN;
   }
-  /* 4xx with a verdict: Turnstile answers 400 to secret errors. */
   out->passed = out->verdict.success;
   return DONE;
 }
@@ -288,7 +296,7 @@ static int verify(aa_conn *c, int provider, const char *fn, const char *token, i
     if (left <= 0) {
       rc = aa_err(c, SQLITE_ERROR, AA_E_CAPTCHA_UNAVAILABLE,
                   "%s: %s did not answer within captcha.timeout_ms (%lld ms)%s%s", fn, p->label,
-                  (long long)timeout_ms, why[0] ? "; last try: " : "", why);
+                  (long long)timeout_ms, why[0] ? "; before that it " : "", why);
       break;
     }
     attempts++;
