@@ -5,6 +5,7 @@
 #   make deps       install missing Debian packages (apt-get)
 #   make demo       deps + build + the walkthrough in sql/demo.sql
 #   make test       deps + build + the whole suite (ASan/UBSan, valgrind, fuzz smoke)
+#   make fuzz       the libFuzzer harnesses, FUZZ_SECONDS (default 120) each
 #   make install    PREFIX=/usr/local
 #   make clean
 
@@ -36,10 +37,10 @@ STATIC_OBJ := $(patsubst %.c,$(BUILD)/static/%.o,$(SRC))
 # Debian packages: the build's, then the tests'.
 DEB_BUILD := gcc make pkg-config sqlite3 libsqlite3-dev libsodium-dev \
              libcurl4-openssl-dev libjsmn-dev
-DEB_TEST  := clang libclang-rt-14-dev valgrind python3 cppcheck clang-tidy
+DEB_TEST  := clang libclang-rt-14-dev valgrind python3 cppcheck clang-tidy libssl-dev
 DEB_PACKAGES ?= $(DEB_BUILD) $(DEB_TEST)
 
-.PHONY: all static deps demo test install uninstall clean
+.PHONY: all static deps demo test fuzz install uninstall clean
 
 all: $(SO)
 
@@ -89,6 +90,11 @@ demo: deps
 test: deps
 	@$(MAKE) --no-print-directory all static
 	@sh tests/run.sh
+
+FUZZ_SECONDS ?= 120
+fuzz: deps
+	@$(MAKE) --no-print-directory build/schema_sql.h
+	@bash tests/fuzz/run.sh $(FUZZ_SECONDS)
 
 install: anonauth.so libanonauth.a
 	install -d $(DESTDIR)$(PREFIX)/lib

@@ -1,19 +1,19 @@
-# Sourced by the test scripts: builds and starts tests/fake_provider.c, a
-# CAPTCHA provider on 127.0.0.1 (a free port), and stops it again.
+# Sourced by the test scripts (POSIX sh): builds and starts the fake CAPTCHA
+# provider (tests/fake_provider.c) on 127.0.0.1, and stops it again.
 #
-#   fake_provider_start DIR   starts it with its port and log files in DIR and
-#                             exports ANONAUTH_PROVIDER (http://127.0.0.1:PORT),
-#                             ANONAUTH_PROVIDER_TLS (https://, self-signed),
-#                             ANONAUTH_PROVIDER_LOG and the secret that the
-#                             env:NAME tests read
-#   fake_provider_stop        stops the server this shell started
+#   fake_provider_start DIR ROOT   ROOT is the repository; the port and log
+#                                  files go to DIR. Exports ANONAUTH_PROVIDER
+#                                  (http://127.0.0.1:PORT), ANONAUTH_PROVIDER_TLS
+#                                  (https://, an untrusted certificate),
+#                                  ANONAUTH_PROVIDER_LOG, and the secret the
+#                                  env:NAME cases read.
+#   fake_provider_stop             stops the server this shell started
 fake_provider_start() {
-  local dir=$1 root bin i
-  root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-  bin="$root/build/test/fake_provider"
-  if [ ! -x "$bin" ] || [ "$root/tests/fake_provider.c" -nt "$bin" ]; then
-    mkdir -p "$root/build/test"
-    cc -std=c11 -O1 -Wall -Wextra -Werror -pthread -o "$bin.$$" "$root/tests/fake_provider.c" \
+  local dir=$1 top=$2 bin i
+  bin="$top/build/test/fake_provider"
+  if [ ! -x "$bin" ] || [ "$top/tests/fake_provider.c" -nt "$bin" ]; then
+    mkdir -p "$top/build/test"
+    cc -std=c11 -O1 -Wall -Wextra -Werror -pthread -o "$bin.$$" "$top/tests/fake_provider.c" \
       -lssl -lcrypto && mv "$bin.$$" "$bin" || return 1
   fi
   mkdir -p "$dir"

@@ -97,7 +97,7 @@ for file in "$@"; do
     mode == "expect" { print >> (dir "/expect"); close(dir "/expect"); next }
   ' "$file"
   count=$(ls "$work/cases" | wc -l)
-  if grep -q '@PROVIDER' "$file" && ! fake_provider_start "$work/provider"; then
+  if grep -q '@PROVIDER' "$file" && ! fake_provider_start "$work/provider" "$root"; then
     failed=$((failed + 1))
     echo "FAIL - $label: $(basename "$file"): the fake CAPTCHA provider did not start"
     continue
