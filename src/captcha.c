@@ -264,6 +264,11 @@ static int verify(aa_conn *c, int provider, const char *fn, const char *token, i
   aa_form *form;
 
   memset(out, 0, sizeof(*out));
+  /* Inside another anonauth call (SQL it runs, such as link.merge_sql) the
+  ** write lock is held: no network call may happen there. */
+  if (c->in_atomic)
+    return aa_err(c, SQLITE_ERROR, AA_E_REENTRANT,
+                  "%s: cannot verify a CAPTCHA from inside another anonauth call", fn);
   rc = aa_config_refresh(c);
   if (rc != SQLITE_OK) return rc;
   rc = resolve_secret(c, secret_arg, fn, &secret, &secret_len);

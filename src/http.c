@@ -147,7 +147,7 @@ int aa_http_post_form(aa_conn *c, const char *url, const aa_form *form, long tim
   CURLcode rc = CURLE_OK, done;
   int err = transport_get(c, &t);
   memset(r, 0, sizeof(*r));
-  if (err != SQLITE_OK) return err;
+  if (err != SQLITE_OK || t == NULL) return err != SQLITE_OK ? err : aa_err_nomem(c);
   if (form->overflow)
     return aa_err(c, SQLITE_ERROR, AA_E_INTERNAL, "siteverify request does not fit");
   if (timeout_ms < 1) timeout_ms = 1;

@@ -8,11 +8,14 @@
 **     another database connection has its own;
 **   - two processes presenting the same single-use token at once: exactly
 **     one signs in;
+**   - threads with a connection each verify at the same time (libcurl's
+**     one-time initialisation, one handle per connection);
 **   - with captcha.secret = 'env:NAME' the secret is in no byte of the
 **     database or its WAL, and in no error message.
 */
 #include "harness.h"
 
+#include <pthread.h>
 #include <sys/wait.h>
 #include <time.h>
 
@@ -202,6 +205,41 @@ static void test_single_use_race(const char *path) {
         ok, rejected);
 }
 
+#define THREADS 4
+#define PER_THREAD 5
+
+static const char *thread_path;
+
+static void *verifier(void *arg) {
+  long passed = 0;
+  sqlite3 *db = harness_open(thread_path);
+  (void)arg;
+  if (db == NULL) return (void *)0;
+  for (int i = 0; i < PER_THREAD; i++)
+    passed += harness_int(db, "SELECT verify_turnstile('tok-thread', NULL, "
+                              "'1x0000000000000000000000000000000AA')") == 1;
+  sqlite3_close(db);
+  return (void *)passed;
+}
+
+static void test_threads(const char *path) {
+  pthread_t th[THREADS];
+  long total = 0;
+  sqlite3 *db = harness_open(path);
+  if (db == NULL) return;
+  configure(db, "/turnstile/v0/siteverify", "1x0000000000000000000000000000000AA");
+  sqlite3_close(db);
+  thread_path = path;
+  for (int t = 0; t < THREADS; t++) pthread_create(&th[t], NULL, verifier, NULL);
+  for (int t = 0; t < THREADS; t++) {
+    void *r = NULL;
+    pthread_join(th[t], &r);
+    total += (long)r;
+  }
+  CHECK(total == THREADS * PER_THREAD, "%d threads, one connection each: %ld of %d verified",
+        THREADS, total, THREADS * PER_THREAD);
+}
+
 static void test_secret_not_stored(const char *path) {
   char err[512], wal[600], token[64];
   int misconfigured_clean, rejected_clean;
@@ -255,6 +293,7 @@ int main(void) {
   test_lock_not_held(path);
   test_connection_reuse(path);
   test_single_use_race(path);
+  test_threads(path);
   harness_remove(path);
   db = harness_open(path);
   REQUIRE(db != NULL, "opens a fresh database");
