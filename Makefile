@@ -7,6 +7,7 @@
 #   make test       deps + build + the whole suite (ASan/UBSan, valgrind, fuzz smoke)
 #   make cluster    build/cluster/anonauth-node: a dqlite node with anonauth
 #   make cluster-demo  a 3-node cluster on 127.0.0.1, a leader kill, the walkthrough
+#   make fuzz       the libFuzzer harnesses, FUZZ_SECONDS (default 120) each
 #   make install    PREFIX=/usr/local
 #   make clean
 
@@ -38,13 +39,13 @@ STATIC_OBJ := $(patsubst %.c,$(BUILD)/static/%.o,$(SRC))
 # Debian packages: the build's, then the tests'.
 DEB_BUILD := gcc make pkg-config sqlite3 libsqlite3-dev libsodium-dev \
              libcurl4-openssl-dev libjsmn-dev
-DEB_TEST  := clang libclang-rt-14-dev valgrind python3 cppcheck clang-tidy
+DEB_TEST  := clang libclang-rt-14-dev valgrind python3 cppcheck clang-tidy libssl-dev
 DEB_PACKAGES ?= $(DEB_BUILD) $(DEB_TEST)
 # Only for the cluster targets (and the cluster step of tests/run.sh):
 # libdqlite 1.11 with libraft, and go-dqlite's `dqlite` shell.
 DEB_CLUSTER := libdqlite-dev libraft-dev go-dqlite
 
-.PHONY: all static deps demo test stress bench lint coverage install uninstall clean \
+.PHONY: all static deps demo test stress bench lint coverage fuzz install uninstall clean \
         cluster cluster-deps cluster-demo
 
 all: $(SO)
@@ -151,6 +152,11 @@ $(CLUSTER_NODE): cluster/anonauth-node.c anonauth.h $(LIB)
 
 cluster-demo: cluster
 	@bash cluster/demo.sh
+
+FUZZ_SECONDS ?= 120
+fuzz: deps
+	@$(MAKE) --no-print-directory build/schema_sql.h
+	@bash tests/fuzz/run.sh $(FUZZ_SECONDS)
 
 install: anonauth.so libanonauth.a
 	install -d $(DESTDIR)$(PREFIX)/lib

@@ -3,7 +3,9 @@
 **
 ** anon_signin() creates a user and its first session in one atomic call and
 ** returns the session token; the token itself is never stored. Options are
-** validated completely before anything is written.
+** validated completely before anything is written. With opts.ip, sign-ins
+** are limited per address (ratelimit.anon_per_hour), because anonymous
+** sign-in is the one way for anybody to write rows into the database.
 */
 #include "anonauth_int.h"
 
@@ -39,6 +41,24 @@ static int signin_body(aa_conn *c, void *arg) {
   int64_t user_id, session_id;
   int rc = aa_config_sync(c);
   if (rc != SQLITE_OK) return rc;
+  if (call->opts->has_ip) {
+    /* Counted per address (per /64 for IPv6) in the shared bucket table,
+    ** inside this call so that the bucket moves only if the sign-in (or
+    ** its refusal's audit row) commits. */
+    int64_t per_hour = aa_config_int(c, AA_CFG_RATELIMIT_ANON_PER_HOUR);
+    int allowed = 1;
+    rc = aa_ratelimit_take(c, "anon_signin_ip", call->opts->ip_limit_key, per_hour, &allowed);
+    if (rc != SQLITE_OK) return rc;
+    if (!allowed) {
+      rc = aa_audit(c, "rate_limited", AA_NO_ID, AA_NO_ID, call->opts->ip,
+                    "{\"function\":\"anon_signin\",\"limit\":\"ratelimit.anon_per_hour\"}");
+      if (rc != SQLITE_OK) return rc;
+      return aa_err_after_commit(c, AA_E_RATE_LIMITED,
+                                 "anon_signin: more than %lld anonymous sign-ins per hour from "
+                                 "this address (ratelimit.anon_per_hour)",
+                                 (long long)per_hour);
+    }
+  }
   rc = aa_user_create(c, 1, call->opts->profile, &user_id);
   if (rc != SQLITE_OK) return rc;
   rc = aa_session_create(c, user_id, call->opts, &call->token, &session_id);
@@ -69,6 +89,7 @@ void aa_fn_anon_signin(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   call.opts = &opts;
   rc = aa_atomic(c, signin_body, &call);
   aa_opts_free(&opts);
+  if (rc == SQLITE_OK && c->err_after_commit) rc = SQLITE_ERROR; /* refused, refusal recorded */
   if (rc != SQLITE_OK) {
     aa_token_wipe(&call.token);
     aa_result_error(ctx, c, rc);

@@ -371,6 +371,73 @@ void aa_fn_user_is_anonymous(sqlite3_context *ctx, int argc,
 int aa_user_create(aa_conn *c, int is_anonymous, const char *profile,
                    int64_t *user_id);
 
+/* ------------------------------------------------------------------ http.c */
+
+#define AA_HTTP_BODY_MAX 65536 /* a siteverify answer is a few hundred bytes */
+#define AA_HTTP_FORM_MAX 16384 /* secret, token, remoteip, key, sitekey, encoded */
+
+/*
+** A form-encoded request body in a fixed buffer: the CAPTCHA secret it
+** carries is never copied by a reallocation, and aa_form_wipe() erases it.
+** A value that does not fit sets `overflow` (the request must not be sent).
+*/
+typedef struct {
+  char buf[AA_HTTP_FORM_MAX];
+  size_t len;
+  int overflow;
+} aa_form;
+
+void aa_form_add(aa_form *f, const char *name, const char *value, size_t value_len);
+void aa_form_wipe(aa_form *f);
+
+typedef enum {
+  AA_HTTP_ANSWERED,    /* status and body are set */
+  AA_HTTP_UNREACHABLE, /* no answer (connect, TLS, reset): worth a retry */
+  AA_HTTP_TIMED_OUT,   /* the time allowed ran out */
+  AA_HTTP_TOO_LARGE    /* the answer was longer than AA_HTTP_BODY_MAX */
+} aa_http_outcome;
+
+typedef struct {
+  aa_http_outcome outcome;
+  long status;
+  const char *body; /* owned by the connection's transport, valid until the next request */
+  int body_len;
+  const char *error; /* static text (curl_easy_strerror) when not answered */
+} aa_http_reply;
+
+/*
+** POSTs `form` to `url` on the connection's reused handle, waiting at most
+** timeout_ms. SQLITE_OK whatever the provider did (see r->outcome); an error
+** only when the transport itself cannot be set up (out of memory, libcurl
+** failed to initialise).
+*/
+int aa_http_post_form(aa_conn *c, const char *url, const aa_form *form, long timeout_ms,
+                      aa_http_reply *r);
+
+/* ------------------------------------------------------------ siteverify.c */
+
+#define AA_VERDICT_MAX_CODES 8
+#define AA_VERDICT_CODE_MAX  63
+
+typedef struct {
+  int success;          /* provider said yes, and every configured check matched */
+  int provider_success; /* `success` was the JSON literal true */
+  int n_codes;
+  int codes_dropped; /* codes beyond AA_VERDICT_MAX_CODES */
+  char codes[AA_VERDICT_MAX_CODES][AA_VERDICT_CODE_MAX + 1];
+} aa_verdict;
+
+/*
+** Reads a siteverify answer. want_hostname / want_action (NULL: no check)
+** turn a provider's yes into a no with the code hostname-mismatch /
+** action-mismatch. SQLITE_OK when the body is a valid verdict; SQLITE_MISMATCH
+** with a short static reason in *why when it is not (it is then not a
+** verdict either way); SQLITE_NOMEM.
+*/
+int aa_siteverify_parse(const char *body, int len, const char *want_hostname,
+                        const char *want_action, aa_verdict *v, const char **why);
+int aa_verdict_has_code(const aa_verdict *v, const char *code);
+
 /* --------------------------------------------------------------- captcha.c */
 
 /*
@@ -382,6 +449,8 @@ int aa_user_create(aa_conn *c, int is_anonymous, const char *profile,
 ** captcha_misconfigured (a rejection also commits an audit row of its own).
 */
 int aa_captcha_gate(aa_conn *c, const aa_opts *o, const char *function_name);
+void aa_fn_verify_turnstile(sqlite3_context *ctx, int argc, sqlite3_value **argv);
+void aa_fn_verify_hcaptcha(sqlite3_context *ctx, int argc, sqlite3_value **argv);
 
 /* ------------------------------------------------------------- ratelimit.c */
 

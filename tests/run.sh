@@ -6,8 +6,12 @@
 #   3. C programs (tests/c/test_*.c) against the real .so and libanonauth.a;
 #   4. 2 and 3 again with ASan+UBSan builds;
 #   5. the SQL cases again under valgrind memcheck;
-#   6. a real 3-node dqlite cluster with leader kills (tests/cluster/);
-#   7. every line the suite printed is checked for secrets.
+#   6. the libFuzzer harnesses (tests/fuzz/) for a few seconds each;
+#   7. a real 3-node dqlite cluster with leader kills (tests/cluster/);
+#   8. every line the suite printed is checked for secrets.
+# The CAPTCHA cases talk to a fake provider on 127.0.0.1
+# (tests/fake_provider.c): sqltest.sh starts one per file that needs it,
+# and this script one for the C programs.
 #
 # Prints "N passed, N failed" last and exits non-zero on any failure.
 # QUICK=1 skips the sanitizer and valgrind passes (for editing loops).
@@ -90,6 +94,9 @@ exports_only_entry_point() {
 check "anonauth.so exports only sqlite3_anonauth_init" exports_only_entry_point
 
 suite "sql" env TEST_LABEL=sql tests/sqltest.sh tests/sql/*.test
+. ./tests/fake_provider.sh
+trap fake_provider_stop EXIT
+check "the fake CAPTCHA provider starts" fake_provider_start "$out/provider" "$root"
 c_suite build/test/c "" libanonauth.a "$root/anonauth" c
 suite "readme" tests/readme.sh
 
@@ -125,6 +132,9 @@ if [ "${QUICK:-0}" != 1 ]; then
     tests/sqltest.sh tests/sql/*.test
 fi
 
+suite "fuzz" tests/fuzz/run.sh "$([ "${QUICK:-0}" = 1 ] && echo 2 || echo 5)"
+fake_provider_stop
+
 # The cluster step installs its own packages (make cluster-deps). Only when
 # they cannot be installed is it skipped, saying why; a build or test failure
 # fails the suite.
@@ -141,15 +151,19 @@ else
     "$cluster_py" tests/cluster/test_cluster.py
 fi
 
-# Nothing the suite printed may hold a token, a token hash or a password hash.
+# Nothing the suite printed may hold a token, a token hash or a password hash,
+# or one of the CAPTCHA secrets the tests use (the providers' test secrets
+# and the fake provider's live ones).
 echo "== secrets in output" | tee -a "$log"
-if grep -aEn 'anonauth_sess_[A-Za-z0-9_-]{20,}|[0-9a-fA-F]{64}|\$argon2' "$log" | grep -v '^[0-9]*:== ' > "$out/secrets.txt"; then
+captcha_secrets='[0-3]x0{30,}(AA)?|0x4AAAAAAAfake|0xFAKEliveHCaptcha|my-wrong-secret-value|wrong-secret-1234567'
+if grep -aEn "anonauth_sess_[A-Za-z0-9_-]{20,}|[0-9a-fA-F]{64}|\\\$argon2|$captcha_secrets" "$log" | grep -v '^[0-9]*:== ' > "$out/secrets.txt"; then
   failed=$((failed + 1))
-  echo "FAIL - the suite's output holds what looks like a token or hash:" | tee -a /dev/stderr
-  cut -c1-60 "$out/secrets.txt" | sed 's/anonauth_sess_[A-Za-z0-9_-]*/anonauth_sess_[REDACTED]/g'
+  echo "FAIL - the suite's output holds what looks like a token, hash or secret:" | tee -a /dev/stderr
+  cut -c1-60 "$out/secrets.txt" | sed -E -e 's/anonauth_sess_[A-Za-z0-9_-]*/anonauth_sess_[REDACTED]/g' \
+    -e "s/$captcha_secrets/[REDACTED]/g"
 else
   passed=$((passed + 1))
-  echo "ok - no token, token hash or password hash in the suite's output" | tee -a "$log"
+  echo "ok - no token, token hash, password hash or CAPTCHA secret in the suite's output" | tee -a "$log"
 fi
 
 echo "$passed passed, $failed failed"

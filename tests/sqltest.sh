@@ -13,7 +13,10 @@
 #   lines the shell must print, exactly
 #
 # In the SQL, @ANONAUTH@ stands for the extension's path (for a second
-# `.load` after `.open`) and @DIR@ for the case's scratch directory.
+# `.load` after `.open`) and @DIR@ for the case's scratch directory. A file
+# that mentions @PROVIDER@ gets its own fake CAPTCHA provider
+# (tests/fake_provider.sh): @PROVIDER@ is its base URL, @PROVIDER_TLS@ the
+# same behind TLS with an untrusted certificate, @PROVIDER_LOG@ its log.
 # Errors print as "error: <message>" (the shell's "Runtime error near line N:"
 # prefix is dropped so that cases do not depend on line numbers).
 #
@@ -29,7 +32,8 @@ shell=${SQLITE3:-sqlite3}
 wrapper=${SQLITE3_WRAPPER:-}
 label=${TEST_LABEL:-sql}
 work=$(mktemp -d "${TMPDIR:-/tmp}/anonauth-sqltest.XXXXXX")
-trap 'rm -rf "$work"' EXIT
+. "$here/fake_provider.sh"
+trap 'fake_provider_stop; rm -rf "$work"' EXIT
 
 passed=0
 failed=0
@@ -59,7 +63,9 @@ run_case() { # file, name, case dir with chunk.N and expect
   for chunk in $(ls "$dir" | grep '^chunk\.' | sort -t. -k2 -n); do
     {
       printf '.bail off\n.load %s\n' "$so"
-      sed -e "s|@ANONAUTH@|$so|g" -e "s|@DIR@|$dir|g" "$dir/$chunk"
+      sed -e "s|@ANONAUTH@|$so|g" -e "s|@DIR@|$dir|g" -e "s|@PROVIDER@|${ANONAUTH_PROVIDER:-}|g" \
+          -e "s|@PROVIDER_TLS@|${ANONAUTH_PROVIDER_TLS:-}|g" \
+          -e "s|@PROVIDER_LOG@|${ANONAUTH_PROVIDER_LOG:-}|g" "$dir/$chunk"
     } > "$dir/input.sql"
     (cd "$dir" && $wrapper "$shell" -batch "$db" < "$dir/input.sql") 2>&1 | normalise >> "$out"
     local rc=${PIPESTATUS[0]}
@@ -98,9 +104,15 @@ for file in "$@"; do
     mode == "expect" { print >> (dir "/expect"); close(dir "/expect"); next }
   ' "$file"
   count=$(ls "$work/cases" | wc -l)
+  if grep -q '@PROVIDER' "$file" && ! fake_provider_start "$work/provider" "$root"; then
+    failed=$((failed + 1))
+    echo "FAIL - $label: $(basename "$file"): the fake CAPTCHA provider did not start"
+    continue
+  fi
   for i in $(seq 1 "$count"); do
     run_case "$file" "$(cat "$work/cases/$i/name")" "$work/cases/$i"
   done
+  fake_provider_stop
 done
 
 echo "$passed passed, $failed failed"

@@ -92,6 +92,9 @@ int main(void) {
   db = harness_open(path);
   REQUIRE(db != NULL, "opens the database");
   sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA wal_autocheckpoint=0", NULL, NULL, NULL);
+  /* N sign-ins from one address are past the per-IP limit, which is not
+  ** what this test is about. */
+  sqlite3_exec(db, "SELECT anonauth_config('ratelimit.anon_per_hour', 0)", NULL, NULL, NULL);
   for (int i = 0; i < N; i++) {
     size_t raw_len = 0;
     REQUIRE(harness_text(db,
