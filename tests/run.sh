@@ -121,7 +121,13 @@ if [ "${QUICK:-0}" != 1 ]; then
   export ASAN_OPTIONS="detect_leaks=1:exitcode=23:abort_on_error=0"
   export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:exitcode=24"
   export LSAN_OPTIONS="suppressions=$root/tests/lsan.supp:print_suppressions=0"
+  # LeakSanitizer stays off in the sqlite3 shell: in CI its tracer thread
+  # crashed (signal 11) at the shell's exit, after sqlite3_close had
+  # dlclose()d the extension, failing cases that had passed. Leaks on this
+  # path are checked by the valgrind run of the same cases below; the C
+  # suites keep LeakSanitizer on.
   suite "sql (asan+ubsan)" env TEST_LABEL="sql asan" ANONAUTH_SO="$root/build/asan/anonauth" \
+    ASAN_OPTIONS="detect_leaks=0:exitcode=23:abort_on_error=0" \
     SQLITE3_WRAPPER="env LD_PRELOAD=$asan_preload" tests/sqltest.sh tests/sql/*.test
   c_suite build/test/c-asan "$san_flags -fsanitize=address,undefined" build/asan/libanonauth.a \
     "$root/build/asan/anonauth" "c asan"
