@@ -96,8 +96,8 @@ static int read_args(aa_conn *c, sqlite3_value *provider, sqlite3_value *account
 
   if (secret != NULL && sqlite3_value_type(secret) != SQLITE_NULL) {
     if (sqlite3_value_type(secret) == SQLITE_TEXT) {
-      a->secret_len = sqlite3_value_bytes(secret);
       a->secret = (const char *)sqlite3_value_text(secret);
+      a->secret_len = sqlite3_value_bytes(secret);
     }
     if (a->secret == NULL || a->secret_len < 1 || a->secret_len > SECRET_MAX) {
       a->secret = NULL;
@@ -438,14 +438,14 @@ static int signup_body(aa_conn *c, void *arg) {
   signup_call *s = arg;
   account_row r;
   int64_t user_id, session_id;
+  int exists;
   int rc = aa_config_sync(c);
   if (rc != SQLITE_OK) return rc;
   rc = row_read(c, s->a, &r);
   if (rc != SQLITE_OK) return rc;
-  if (r.exists) {
-    row_free(&r);
-    return account_exists(c);
-  }
+  exists = r.exists;
+  row_free(&r);
+  if (exists) return account_exists(c); /* signed up since we looked */
   rc = aa_user_create(c, 0, s->opts->profile, &user_id);
   if (rc == SQLITE_OK) rc = insert_account(c, user_id, s->a, s->hash);
   if (rc == SQLITE_OK) rc = aa_session_create(c, user_id, s->opts, &s->token, &session_id);
@@ -606,15 +606,20 @@ typedef enum {
   PLAN_CONFLICT  /* another user holds it: account_exists */
 } link_plan;
 
+/* link.on_conflict is stored as the index of its choice in config.c. */
+static int on_conflict_merges(aa_conn *c) {
+  return aa_config_int(c, AA_CFG_LINK_ON_CONFLICT) == 1; /* 'merge' */
+}
+
 static link_plan plan_for(aa_conn *c, const aa_session *s, const account_row *r) {
   if (!r->exists) return PLAN_ATTACH;
   if (r->user_id == s->user_id) return PLAN_RELINK;
-  if (aa_config_int(c, AA_CFG_LINK_ON_CONFLICT) == 1 && s->is_anonymous) return PLAN_MERGE;
+  if (on_conflict_merges(c) && s->is_anonymous) return PLAN_MERGE;
   return PLAN_CONFLICT;
 }
 
 static int link_conflict(aa_conn *c, const aa_session *s) {
-  if (aa_config_int(c, AA_CFG_LINK_ON_CONFLICT) == 1 && !s->is_anonymous)
+  if (on_conflict_merges(c) && !s->is_anonymous)
     return aa_err(c, SQLITE_ERROR, AA_E_ACCOUNT_EXISTS,
                   "this account belongs to another user (link.on_conflict = 'merge' "
                   "merges only anonymous users)");

@@ -35,7 +35,7 @@ int aa_password_hash(aa_conn *c, const char *secret, int n,
                      char out[AA_PASSWORD_HASH_MAX]) {
   if (crypto_pwhash_str(out, secret, (unsigned long long)n, opslimit(c), memlimit(c)) != 0) {
     sodium_memzero(out, AA_PASSWORD_HASH_MAX);
-    return aa_err(c, SQLITE_NOMEM, AA_E_INTERNAL,
+    return aa_err(c, SQLITE_ERROR, AA_E_INTERNAL,
                   "hashing the secret failed: password.memlimit (%lld bytes) "
                   "could not be allocated",
                   (long long)aa_config_int(c, AA_CFG_PASSWORD_MEMLIMIT));

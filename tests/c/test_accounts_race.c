@@ -55,8 +55,9 @@ static int child(const char *path, int me, int go_fd, int res_fd) {
     if (write(res_fd, out, sizeof out) != (ssize_t)sizeof out) return 5;
   }
   sqlite3_finalize(st);
-  sqlite3_close(db);
-  return 0;
+  /* This connection ran merges: their prepared statements must not keep
+  ** sqlite3_close() (not _v2) from closing it. */
+  return sqlite3_close(db) == SQLITE_OK ? 0 : 6;
 }
 
 static long long user_of(sqlite3 *db, const char *token) {
