@@ -20,16 +20,20 @@
 
 #include <string.h>
 
+typedef struct {
+  sqlite3_stmt *st;
+} merge_stmt;
+
 struct aa_merge_cache {
-  char *sql;           /* the text the statements were prepared from */
-  sqlite3_stmt **stmts;
+  char *sql; /* the text the statements were prepared from */
+  merge_stmt *stmts;
   int n_stmts;
 };
 
 void aa_merge_cache_clear(aa_conn *c) {
   struct aa_merge_cache *m = c->merge;
   if (m == NULL) return;
-  for (int i = 0; i < m->n_stmts; i++) sqlite3_finalize(m->stmts[i]);
+  for (int i = 0; i < m->n_stmts; i++) sqlite3_finalize(m->stmts[i].st);
   sqlite3_free(m->stmts);
   sqlite3_free(m->sql);
   sqlite3_free(m);
@@ -46,7 +50,7 @@ static int prepare_all(aa_conn *c, const char *sql, struct aa_merge_cache **out)
   struct aa_merge_cache *m;
   *out = NULL;
   const char *tail = sql, *end = sql + strlen(sql);
-  int cap = 0, rc;
+  int cap = 0;
 
   m = c->merge;
   if (m != NULL && strcmp(m->sql, sql) == 0) {
@@ -64,7 +68,7 @@ static int prepare_all(aa_conn *c, const char *sql, struct aa_merge_cache **out)
   while (tail < end) {
     sqlite3_stmt *st = NULL;
     const char *next = NULL;
-    rc = sqlite3_prepare_v3(c->db, tail, (int)(end - tail), SQLITE_PREPARE_PERSISTENT, &st,
+    int rc = sqlite3_prepare_v3(c->db, tail, (int)(end - tail), SQLITE_PREPARE_PERSISTENT, &st,
                             &next);
     if (rc != SQLITE_OK) {
       rc = aa_err(c, rc == SQLITE_NOMEM ? rc : SQLITE_ERROR, AA_E_MERGE_FAILED,
@@ -76,7 +80,7 @@ static int prepare_all(aa_conn *c, const char *sql, struct aa_merge_cache **out)
     if (st == NULL) break; /* only comments or whitespace left */
     if (m->n_stmts == cap) {
       int ncap = cap ? cap * 2 : 4;
-      sqlite3_stmt **grown = sqlite3_realloc64(m->stmts, sizeof(*grown) * (sqlite3_uint64)ncap);
+      merge_stmt *grown = sqlite3_realloc64(m->stmts, sizeof(merge_stmt) * (sqlite3_uint64)ncap);
       if (grown == NULL) {
         sqlite3_finalize(st);
         aa_merge_cache_clear(c);
@@ -85,7 +89,7 @@ static int prepare_all(aa_conn *c, const char *sql, struct aa_merge_cache **out)
       m->stmts = grown;
       cap = ncap;
     }
-    m->stmts[m->n_stmts++] = st;
+    m->stmts[m->n_stmts++].st = st;
     tail = next;
   }
   *out = m;
@@ -99,8 +103,9 @@ static int run_merge_sql(aa_conn *c, int64_t from_user, int64_t to_user) {
   if (sql == NULL) return SQLITE_OK; /* the app keeps no per-user rows */
   rc = prepare_all(c, sql, &m);
   if (rc != SQLITE_OK) return rc;
+  if (m == NULL) return aa_err(c, SQLITE_INTERNAL, AA_E_INTERNAL, "merge statements missing");
   for (int i = 0; i < m->n_stmts; i++) {
-    sqlite3_stmt *st = m->stmts[i];
+    sqlite3_stmt *st = m->stmts[i].st;
     int p;
     if (sqlite3_stmt_busy(st))
       return aa_err(c, SQLITE_ERROR, AA_E_REENTRANT,
