@@ -121,6 +121,8 @@ struct aa_conn {
 
   /* replicated mode (replicated.c): writes only inside the caller's BEGIN */
   int replicated;
+  /* prepared link.merge_sql (merge.c), cleared with the statement cache */
+  struct aa_merge_cache *merge;
 };
 
 aa_conn *aa_conn_new(sqlite3 *db);
@@ -463,6 +465,44 @@ int aa_ratelimit_take(aa_conn *c, const char *kind, const char *subject, int64_t
                       int *allowed);
 int aa_ratelimit_available(aa_conn *c, const char *kind, const char *subject,
                            int64_t per_hour, int *allowed);
+
+/* -------------------------------------------------------------- password.c */
+
+/* Room for a crypto_pwhash_str() string, NUL included. */
+#define AA_PASSWORD_HASH_MAX 128
+
+/*
+** Argon2id at the configured cost (password.opslimit / password.memlimit):
+** call aa_config_refresh() or aa_config_sync() first, and never while
+** holding the write lock. aa_password_verify() returns 1 when secret matches
+** the stored string; a stored value that is not Argon2id costs a dummy
+** verification and never matches. aa_password_verify_dummy() does the work
+** of one verification at the configured cost for a credential that cannot
+** match, so that every failure takes about the same time.
+*/
+int aa_password_hash(aa_conn *c, const char *secret, int n, char out[AA_PASSWORD_HASH_MAX]);
+int aa_password_verify(aa_conn *c, const char *hash, const char *secret, int n);
+void aa_password_verify_dummy(aa_conn *c, const char *secret, int n);
+/* True when hash was made at another cost than the configured one. */
+int aa_password_needs_rehash(aa_conn *c, const char *hash);
+void aa_password_wipe(char *hash);
+
+/* ----------------------------------------------------------------- merge.c */
+
+/*
+** Runs link.merge_sql with :from_user and :to_user bound, then deletes the
+** anonymous user from_user with its sessions and accounts. Call inside
+** aa_atomic(); any failure is merge_failed and must roll the call back.
+*/
+int aa_merge_users(aa_conn *c, int64_t from_user, int64_t to_user);
+/* Finalizes the prepared merge statements (with the statement cache). */
+void aa_merge_cache_clear(aa_conn *c);
+
+/* -------------------------------------------------------------- accounts.c */
+
+void aa_fn_link_account(sqlite3_context *ctx, int argc, sqlite3_value **argv);
+void aa_fn_account_signup(sqlite3_context *ctx, int argc, sqlite3_value **argv);
+void aa_fn_account_signin(sqlite3_context *ctx, int argc, sqlite3_value **argv);
 
 /* ------------------------------------------------------------------ args.c */
 

@@ -31,6 +31,7 @@ static unsigned slot_hash(const char *sql, int n_slots) {
 }
 
 void aa_stmt_cache_clear(aa_conn *c) {
+  aa_merge_cache_clear(c); /* merge.c keeps statements of its own */
   for (int i = 0; i < c->n_slots; i++) {
     if (c->slots[i].st != NULL) sqlite3_finalize(c->slots[i].st);
     c->slots[i].st = NULL;

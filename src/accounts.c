@@ -1,0 +1,778 @@
+/*
+** accounts.c — accounts: link_account(), account_signup(), account_signin().
+**
+** An account is an identity from a provider (a password, an OAuth subject,
+** an e-mail address the app verified) attached to a user. Linking one to an
+** anonymous user converts that user in place: same id, so every app row that
+** points at it stays theirs. Linking one that already belongs to someone
+** else either fails (account_exists) or, when configured and proven, folds
+** the anonymous user into the owner (merge.c).
+**
+** Three rules shape the code:
+**
+** - Argon2 never runs while holding the write lock. It takes tens of
+**   milliseconds at the default cost and would serialise every writer. So
+**   each call reads what it needs first (session, account row, rate-limit
+**   bucket), hashes or verifies outside any transaction, then runs its
+**   writes with aa_atomic(). The body reads the account row again and, if it
+**   changed in between (another process linked or re-keyed it), nothing is
+**   written and the call starts over, at most TRIES times.
+**
+** - Sign-in failures look alike. An unknown account, a wrong secret, a
+**   missing secret and a secret for an account that takes none all give the
+**   same invalid_credentials, and every failure that presented a secret
+**   costs one Argon2 verification (a dummy one when there is nothing real to
+**   verify against, see password.c).
+**
+** - Guessing is limited per account, not per caller: a token bucket keyed by
+**   provider and account id (ratelimit.c), checked before verifying and
+**   drawn on each failure, whether the account exists or not (so the limit
+**   itself does not reveal which accounts exist). Every check of a secret
+**   against an existing account goes through it: sign-in, and link_account
+**   when it must prove ownership. The failure's bucket and audit row commit
+**   even though the call returns an error (aa_err_after_commit).
+**
+** link_account() rotates the session: the presented token is revoked and a
+** new one returned, so a token planted on a visitor before they link never
+** becomes a session of their real account (session fixation).
+*/
+#include "anonauth_int.h"
+
+#include <sodium.h>
+#include <string.h>
+
+#define PROVIDER_MAX   64
+#define ACCOUNT_ID_MAX 320
+#define SECRET_MAX     1024
+#define TRIES          3
+
+static const char RATE_KIND[] = "failed_signin";
+
+/* ---- arguments ----------------------------------------------------------- */
+
+typedef struct {
+  const char *provider;
+  int provider_len;
+  const char *account_id;
+  int account_id_len;
+  const char *secret; /* NULL when none was given */
+  int secret_len;
+  char subject[PROVIDER_MAX + 1 + ACCOUNT_ID_MAX + 1]; /* the bucket's key */
+} account_args;
+
+static int provider_ok(const char *p, int n) {
+  if (n < 1 || n > PROVIDER_MAX) return 0;
+  for (int i = 0; i < n; i++) {
+    char ch = p[i];
+    if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_' || ch == '.' ||
+          ch == '-'))
+      return 0;
+  }
+  return 1;
+}
+
+/* Values are never echoed in errors: an account id is personal data and a
+** secret is a secret. */
+static int read_args(aa_conn *c, sqlite3_value *provider, sqlite3_value *account_id,
+                     sqlite3_value *secret, account_args *a) {
+  memset(a, 0, sizeof(*a));
+  if (sqlite3_value_type(provider) == SQLITE_TEXT) {
+    a->provider = (const char *)sqlite3_value_text(provider);
+    a->provider_len = sqlite3_value_bytes(provider);
+  }
+  if (a->provider == NULL || !provider_ok(a->provider, a->provider_len))
+    return aa_err(c, SQLITE_ERROR, AA_E_INVALID_ARGUMENT,
+                  "provider must be 1 to %d characters of a-z, 0-9, '_', '.' and '-'",
+                  PROVIDER_MAX);
+
+  if (sqlite3_value_type(account_id) == SQLITE_TEXT) {
+    a->account_id = (const char *)sqlite3_value_text(account_id);
+    a->account_id_len = sqlite3_value_bytes(account_id);
+  }
+  if (a->account_id == NULL || a->account_id_len < 1 || a->account_id_len > ACCOUNT_ID_MAX ||
+      !aa_utf8_valid((const unsigned char *)a->account_id, a->account_id_len))
+    return aa_err(c, SQLITE_ERROR, AA_E_INVALID_ARGUMENT,
+                  "account_id must be text of 1 to %d bytes of valid UTF-8", ACCOUNT_ID_MAX);
+
+  if (secret != NULL && sqlite3_value_type(secret) != SQLITE_NULL) {
+    if (sqlite3_value_type(secret) == SQLITE_TEXT) {
+      a->secret = (const char *)sqlite3_value_text(secret);
+      a->secret_len = sqlite3_value_bytes(secret);
+    }
+    if (a->secret == NULL || a->secret_len < 1 || a->secret_len > SECRET_MAX) {
+      a->secret = NULL;
+      return aa_err(c, SQLITE_ERROR, AA_E_INVALID_ARGUMENT,
+                    "secret must be text of 1 to %d bytes, or NULL for none", SECRET_MAX);
+    }
+  }
+  /* Providers never contain ':', so provider:account_id is unambiguous. */
+  memcpy(a->subject, a->provider, (size_t)a->provider_len);
+  a->subject[a->provider_len] = ':';
+  memcpy(a->subject + a->provider_len + 1, a->account_id, (size_t)a->account_id_len);
+  a->subject[a->provider_len + 1 + a->account_id_len] = 0;
+  return SQLITE_OK;
+}
+
+/* ---- the account row ------------------------------------------------------ */
+
+typedef struct {
+  int exists;
+  int64_t id;
+  int64_t user_id;
+  char *hash; /* sqlite3_malloc'd; NULL for an account without a secret */
+} account_row;
+
+static const char SQL_ACCOUNT[] =
+    "SELECT id, user_id, secret_hash FROM main.anonauth_accounts "
+    "WHERE provider = ?1 AND account_id = ?2";
+
+static void row_free(account_row *r) {
+  if (r->hash) {
+    sodium_memzero(r->hash, strlen(r->hash));
+    sqlite3_free(r->hash);
+  }
+  memset(r, 0, sizeof(*r));
+}
+
+static int row_read(aa_conn *c, const account_args *a, account_row *r) {
+  sqlite3_stmt *st;
+  int rc;
+  memset(r, 0, sizeof(*r));
+  rc = aa_stmt_get(c, SQL_ACCOUNT, &st);
+  if (rc != SQLITE_OK) return rc;
+  sqlite3_bind_text(st, 1, a->provider, a->provider_len, SQLITE_STATIC);
+  sqlite3_bind_text(st, 2, a->account_id, a->account_id_len, SQLITE_STATIC);
+  rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) {
+    const char *h = (const char *)sqlite3_column_text(st, 2);
+    r->exists = 1;
+    r->id = sqlite3_column_int64(st, 0);
+    r->user_id = sqlite3_column_int64(st, 1);
+    rc = SQLITE_OK;
+    if (h != NULL) {
+      r->hash = sqlite3_mprintf("%s", h);
+      if (r->hash == NULL) rc = aa_err_nomem(c);
+    }
+  } else if (rc == SQLITE_DONE) {
+    rc = SQLITE_OK;
+  } else {
+    rc = aa_err_storage(c, rc);
+  }
+  aa_stmt_release(st);
+  return rc;
+}
+
+static int row_same(const account_row *x, const account_row *y) {
+  if (x->exists != y->exists) return 0;
+  if (!x->exists) return 1;
+  if (x->id != y->id || x->user_id != y->user_id) return 0;
+  if ((x->hash == NULL) != (y->hash == NULL)) return 0;
+  return x->hash == NULL || strcmp(x->hash, y->hash) == 0;
+}
+
+/* Outside any lock: the account row and whether its bucket is empty. A
+** database without anonauth's tables has no accounts and full buckets. */
+static int read_before(aa_conn *c, const account_args *a, account_row *r, int *limited) {
+  int rc, allowed = 1;
+  memset(r, 0, sizeof(*r));
+  *limited = 0;
+  rc = aa_config_refresh(c);
+  if (rc != SQLITE_OK) return rc;
+  rc = aa_schema_check(c);
+  if (rc == SQLITE_NOTFOUND) {
+    aa_err_clear(c);
+    return SQLITE_OK;
+  }
+  if (rc == SQLITE_OK) rc = row_read(c, a, r);
+  if (rc == SQLITE_OK)
+    rc = aa_ratelimit_available(c, RATE_KIND, a->subject,
+                                aa_config_int(c, AA_CFG_RATELIMIT_FAILED_SIGNIN_PER_HOUR),
+                                &allowed);
+  *limited = !allowed;
+  return rc;
+}
+
+/*
+** Whether the presented credential opens the account, as sign-in decides
+** it: the secret verifies against the stored hash, or the account has no
+** secret and none was presented. Outside any lock. Every path that was
+** handed a secret runs one Argon2 verification.
+*/
+static int credential_matches(aa_conn *c, const account_row *r, const account_args *a) {
+  if (a->secret != NULL) {
+    if (r->exists && r->hash != NULL)
+      return aa_password_verify(c, r->hash, a->secret, a->secret_len);
+    aa_password_verify_dummy(c, a->secret, a->secret_len);
+    return 0;
+  }
+  return r->exists && r->hash == NULL;
+}
+
+static const char *failure_reason(const account_row *r, const account_args *a) {
+  if (!r->exists) return "unknown_account";
+  if (r->hash == NULL) return "account_takes_no_secret";
+  if (a->secret == NULL) return "secret_required";
+  return "wrong_secret";
+}
+
+/* ---- writes shared by the three functions ------------------------------- */
+
+static const char SQL_INSERT_ACCOUNT[] =
+    "INSERT INTO main.anonauth_accounts"
+    "(user_id, provider, account_id, secret_hash, created_at) "
+    "VALUES (?1, ?2, ?3, ?4, ?5)";
+
+static const char SQL_CONVERT[] =
+    "UPDATE main.anonauth_users SET is_anonymous = 0 WHERE id = ?1 AND is_anonymous = 1";
+
+static const char SQL_REHASH[] =
+    "UPDATE main.anonauth_accounts SET secret_hash = ?2 WHERE id = ?1";
+
+static const char SQL_BUCKET_RESET[] =
+    "DELETE FROM main.anonauth_rate_limits WHERE kind = ?1 AND subject = ?2";
+
+static const char SQL_SESSION_CLIENT[] =
+    "SELECT ip, user_agent FROM main.anonauth_sessions WHERE id = ?1";
+
+/* Turns a text into a protected sqlite3_value, for aa_session_lookup(). */
+static const char SQL_AS_VALUE[] = "SELECT ?1";
+
+static int insert_account(aa_conn *c, int64_t user_id, const account_args *a,
+                          const char *hash) {
+  sqlite3_stmt *st;
+  int rc = aa_stmt_get(c, SQL_INSERT_ACCOUNT, &st);
+  if (rc != SQLITE_OK) return rc;
+  sqlite3_bind_int64(st, 1, user_id);
+  sqlite3_bind_text(st, 2, a->provider, a->provider_len, SQLITE_STATIC);
+  sqlite3_bind_text(st, 3, a->account_id, a->account_id_len, SQLITE_STATIC);
+  if (hash) sqlite3_bind_text(st, 4, hash, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 5, aa_now(c));
+  return aa_stmt_exec(c, st);
+}
+
+static int convert_user(aa_conn *c, int64_t user_id, int *converted) {
+  sqlite3_stmt *st;
+  int rc = aa_stmt_get(c, SQL_CONVERT, &st);
+  if (rc != SQLITE_OK) return rc;
+  sqlite3_bind_int64(st, 1, user_id);
+  rc = aa_stmt_exec(c, st);
+  if (rc == SQLITE_OK) *converted = sqlite3_changes(c->db) > 0;
+  return rc;
+}
+
+static int store_rehash(aa_conn *c, int64_t account_row_id, const char *hash) {
+  sqlite3_stmt *st;
+  int rc = aa_stmt_get(c, SQL_REHASH, &st);
+  if (rc != SQLITE_OK) return rc;
+  sqlite3_bind_int64(st, 1, account_row_id);
+  sqlite3_bind_text(st, 2, hash, -1, SQLITE_STATIC);
+  return aa_stmt_exec(c, st);
+}
+
+/* A success ends the account's run of failures (as Convex Auth does). */
+static int bucket_reset(aa_conn *c, const account_args *a) {
+  sqlite3_stmt *st;
+  int rc = aa_stmt_get(c, SQL_BUCKET_RESET, &st);
+  if (rc != SQLITE_OK) return rc;
+  sqlite3_bind_text(st, 1, RATE_KIND, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 2, a->subject, -1, SQLITE_STATIC);
+  return aa_stmt_exec(c, st);
+}
+
+/* The client fields of a session, carried over to the one that replaces it. */
+static int session_client(aa_conn *c, int64_t session_id, aa_opts *o) {
+  sqlite3_stmt *st;
+  int rc = aa_stmt_get(c, SQL_SESSION_CLIENT, &st);
+  memset(o, 0, sizeof(*o));
+  if (rc != SQLITE_OK) return rc;
+  sqlite3_bind_int64(st, 1, session_id);
+  rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) {
+    const char *ip = (const char *)sqlite3_column_text(st, 0);
+    const char *ua = (const char *)sqlite3_column_text(st, 1);
+    if (ip && (size_t)sqlite3_column_bytes(st, 0) < sizeof(o->ip)) {
+      memcpy(o->ip, ip, (size_t)sqlite3_column_bytes(st, 0) + 1);
+      o->has_ip = 1;
+    }
+    if (ua && (size_t)sqlite3_column_bytes(st, 1) < sizeof(o->user_agent)) {
+      memcpy(o->user_agent, ua, (size_t)sqlite3_column_bytes(st, 1) + 1);
+      o->has_user_agent = 1;
+    }
+    rc = SQLITE_OK;
+  } else if (rc == SQLITE_DONE) {
+    rc = SQLITE_OK;
+  } else {
+    rc = aa_err_storage(c, rc);
+  }
+  aa_stmt_release(st);
+  return rc;
+}
+
+/* aa_session_lookup() takes a SQL value; opts.anon_token arrives as text. */
+static int lookup_token_text(aa_conn *c, const char *token, aa_session *s, int *found) {
+  sqlite3_stmt *st;
+  sqlite3_value *v = NULL;
+  int rc = aa_stmt_get(c, SQL_AS_VALUE, &st);
+  *found = 0;
+  if (rc != SQLITE_OK) return rc;
+  sqlite3_bind_text(st, 1, token, -1, SQLITE_STATIC);
+  if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_value_dup(sqlite3_column_value(st, 0));
+  aa_stmt_release(st);
+  if (v == NULL) return aa_err_nomem(c);
+  rc = aa_session_lookup(c, v, 0, s, found);
+  sqlite3_value_free(v);
+  return rc;
+}
+
+/* ---- audit details ------------------------------------------------------- */
+
+/*
+** {"provider":..., "account_id":..., <extra>}. The account id is left out
+** for an account that does not exist: a failed sign-in with an unknown id
+** is often a password typed into the wrong field.
+*/
+static int audit_account(aa_conn *c, const char *event, int64_t user_id, int64_t session_id,
+                         const char *ip, const account_args *a, int with_account_id,
+                         const char *extra) {
+  sqlite3_str *s = sqlite3_str_new(c->db);
+  char *detail;
+  int rc;
+  sqlite3_str_appendall(s, "{\"provider\":");
+  aa_str_append_json_string(s, a->provider, a->provider_len);
+  if (with_account_id) {
+    sqlite3_str_appendall(s, ",\"account_id\":");
+    aa_str_append_json_string(s, a->account_id, a->account_id_len);
+  }
+  if (extra) {
+    sqlite3_str_appendchar(s, 1, ',');
+    sqlite3_str_appendall(s, extra);
+  }
+  sqlite3_str_appendchar(s, 1, '}');
+  detail = sqlite3_str_finish(s);
+  if (detail == NULL) return aa_err_nomem(c);
+  rc = aa_audit(c, event, user_id, session_id, ip, detail);
+  sqlite3_free(detail);
+  return rc;
+}
+
+/* ---- failures that still commit ----------------------------------------- */
+
+static int fail_rate_limited(aa_conn *c, const account_args *a, const account_row *r,
+                             const char *ip, const char *via) {
+  char extra[64];
+  int rc;
+  sqlite3_snprintf((int)sizeof(extra), extra, "\"via\":\"%s\"", via);
+  rc = audit_account(c, "rate_limited", r->exists ? r->user_id : AA_NO_ID, AA_NO_ID, ip, a,
+                     r->exists, extra);
+  if (rc != SQLITE_OK) return rc;
+  return aa_err_after_commit(c, AA_E_RATE_LIMITED,
+                             "too many failed sign-ins for this account; try again later");
+}
+
+static int fail_credentials(aa_conn *c, const account_args *a, const account_row *r,
+                            const char *ip, const char *via) {
+  char extra[96];
+  int allowed, rc;
+  rc = aa_ratelimit_take(c, RATE_KIND, a->subject,
+                         aa_config_int(c, AA_CFG_RATELIMIT_FAILED_SIGNIN_PER_HOUR), &allowed);
+  if (rc != SQLITE_OK) return rc;
+  sqlite3_snprintf((int)sizeof(extra), extra, "\"reason\":\"%s\",\"via\":\"%s\"",
+                   failure_reason(r, a), via);
+  rc = audit_account(c, "signin_failed", r->exists ? r->user_id : AA_NO_ID, AA_NO_ID, ip, a,
+                     r->exists, extra);
+  if (rc != SQLITE_OK) return rc;
+  return aa_err_after_commit(c, AA_E_INVALID_CREDENTIALS,
+                             "unknown account or wrong secret");
+}
+
+/* Checks the bucket again under the write lock, then settles a verified or
+** failed credential. *proceed is 1 when the caller may go on to succeed. */
+static int settle_credential(aa_conn *c, const account_args *a, const account_row *r,
+                             int limited_before, int matches, const char *ip,
+                             const char *via, int *proceed) {
+  int allowed = 1, rc;
+  *proceed = 0;
+  rc = aa_ratelimit_available(c, RATE_KIND, a->subject,
+                              aa_config_int(c, AA_CFG_RATELIMIT_FAILED_SIGNIN_PER_HOUR),
+                              &allowed);
+  if (rc != SQLITE_OK) return rc;
+  /* Limited when seen empty before verifying (nothing was verified then),
+  ** or emptied since by other failures: even the right secret waits. */
+  if (limited_before || !allowed) return fail_rate_limited(c, a, r, ip, via);
+  if (!matches) return fail_credentials(c, a, r, ip, via);
+  *proceed = 1;
+  return bucket_reset(c, a);
+}
+
+static int changed_meanwhile(aa_conn *c, int *changed) {
+  *changed = 1;
+  return aa_err(c, SQLITE_ERROR, AA_E_STORAGE,
+                "the account kept changing while this call ran; try again");
+}
+
+/* The SQL result of a call whose body returned rc. */
+static void finish(sqlite3_context *ctx, aa_conn *c, int rc, aa_token *t) {
+  if (rc == SQLITE_OK && c->err_set) rc = c->err_rc; /* recorded after commit */
+  if (rc != SQLITE_OK)
+    aa_result_error(ctx, c, rc);
+  else
+    sqlite3_result_text(ctx, t->text, (int)AA_TOKEN_TEXT_LEN, SQLITE_TRANSIENT);
+  aa_token_wipe(t);
+}
+
+/* ---- account_signup(provider, account_id [, secret [, opts]]) ------------ */
+
+typedef struct {
+  const account_args *a;
+  const aa_opts *opts;
+  const char *hash;
+  aa_token token;
+} signup_call;
+
+static int account_exists(aa_conn *c) {
+  return aa_err(c, SQLITE_ERROR, AA_E_ACCOUNT_EXISTS,
+                "this account already belongs to a user");
+}
+
+static int signup_body(aa_conn *c, void *arg) {
+  signup_call *s = arg;
+  account_row r;
+  int64_t user_id, session_id;
+  int exists;
+  int rc = aa_config_sync(c);
+  if (rc != SQLITE_OK) return rc;
+  rc = row_read(c, s->a, &r);
+  if (rc != SQLITE_OK) return rc;
+  exists = r.exists;
+  row_free(&r);
+  if (exists) return account_exists(c); /* signed up since we looked */
+  rc = aa_user_create(c, 0, s->opts->profile, &user_id);
+  if (rc == SQLITE_OK) rc = insert_account(c, user_id, s->a, s->hash);
+  if (rc == SQLITE_OK) rc = aa_session_create(c, user_id, s->opts, &s->token, &session_id);
+  if (rc == SQLITE_OK)
+    rc = audit_account(c, "signup", user_id, session_id, s->opts->has_ip ? s->opts->ip : NULL,
+                       s->a, 1, NULL);
+  return rc;
+}
+
+void aa_fn_account_signup(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  aa_conn *c = sqlite3_user_data(ctx);
+  account_args a;
+  aa_opts opts;
+  account_row r;
+  signup_call call;
+  char hash[AA_PASSWORD_HASH_MAX];
+  int limited, rc;
+
+  aa_err_clear(c);
+  memset(&call, 0, sizeof(call));
+  memset(&opts, 0, sizeof(opts));
+  memset(&r, 0, sizeof(r));
+  hash[0] = 0;
+  rc = read_args(c, argv[0], argv[1], argc > 2 ? argv[2] : NULL, &a);
+  if (rc == SQLITE_OK)
+    rc = aa_opts_parse(c, argc > 3 ? argv[3] : NULL,
+                       AA_OPT_IP | AA_OPT_USER_AGENT | AA_OPT_PROFILE | AA_OPT_CAPTCHA, &opts);
+  if (rc != SQLITE_OK) {
+    aa_result_error(ctx, c, rc);
+    return;
+  }
+  /* Before anything that tells whether the account exists. */
+  rc = aa_captcha_gate(c, &opts, "account_signup");
+  if (rc == SQLITE_OK) rc = read_before(c, &a, &r, &limited);
+  if (rc == SQLITE_OK && r.exists) rc = account_exists(c);
+  row_free(&r);
+  if (rc == SQLITE_OK && a.secret) rc = aa_password_hash(c, a.secret, a.secret_len, hash);
+  if (rc == SQLITE_OK) {
+    call.a = &a;
+    call.opts = &opts;
+    call.hash = a.secret ? hash : NULL;
+    rc = aa_atomic(c, signup_body, &call);
+  }
+  aa_password_wipe(hash);
+  aa_opts_free(&opts);
+  finish(ctx, c, rc, &call.token);
+}
+
+/* ---- account_signin(provider, account_id [, secret [, opts]]) ------------ */
+
+typedef struct {
+  const account_args *a;
+  const aa_opts *opts;
+  account_row seen; /* the row the credential was checked against */
+  int limited;      /* its bucket was empty then: nothing was verified */
+  int matches;
+  char rehash[AA_PASSWORD_HASH_MAX]; /* the secret at today's cost, or "" */
+  int changed;
+  aa_token token;
+} signin_call;
+
+/* opts.anon_token: a live anonymous session whose user is folded in. */
+static int anon_to_merge(aa_conn *c, const aa_opts *o, int64_t into, int64_t *from) {
+  aa_session s;
+  int found, rc;
+  *from = AA_NO_ID;
+  if (!o->has_anon_token || o->anon_token_malformed) return SQLITE_OK;
+  rc = lookup_token_text(c, o->anon_token, &s, &found);
+  if (rc != SQLITE_OK) return rc;
+  if (found && s.is_anonymous && s.user_id != into) *from = s.user_id;
+  return SQLITE_OK;
+}
+
+static int signin_body(aa_conn *c, void *arg) {
+  signin_call *s = arg;
+  const char *ip = s->opts->has_ip ? s->opts->ip : NULL;
+  account_row now;
+  int64_t user_id, session_id, from = AA_NO_ID;
+  int proceed, same, rc = aa_config_sync(c);
+  if (rc != SQLITE_OK) return rc;
+  rc = row_read(c, s->a, &now);
+  if (rc != SQLITE_OK) return rc;
+  same = row_same(&now, &s->seen);
+  row_free(&now);
+  if (!same) return changed_meanwhile(c, &s->changed);
+
+  rc = settle_credential(c, s->a, &s->seen, s->limited, s->matches, ip, "account_signin",
+                         &proceed);
+  if (rc != SQLITE_OK || !proceed) return rc;
+
+  user_id = s->seen.user_id;
+  if (s->rehash[0]) rc = store_rehash(c, s->seen.id, s->rehash);
+  if (rc == SQLITE_OK) rc = anon_to_merge(c, s->opts, user_id, &from);
+  if (rc == SQLITE_OK && from != AA_NO_ID) rc = aa_merge_users(c, from, user_id);
+  if (rc == SQLITE_OK) rc = aa_session_create(c, user_id, s->opts, &s->token, &session_id);
+  if (rc == SQLITE_OK) rc = audit_account(c, "signin", user_id, session_id, ip, s->a, 1, NULL);
+  if (rc == SQLITE_OK && from != AA_NO_ID) {
+    char extra[80];
+    sqlite3_snprintf((int)sizeof(extra), extra,
+                     "\"from_user\":%lld,\"via\":\"account_signin\"", (long long)from);
+    rc = audit_account(c, "merge", user_id, session_id, ip, s->a, 1, extra);
+  }
+  return rc;
+}
+
+void aa_fn_account_signin(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  aa_conn *c = sqlite3_user_data(ctx);
+  account_args a;
+  aa_opts opts;
+  signin_call call;
+  int rc;
+
+  aa_err_clear(c);
+  memset(&call, 0, sizeof(call));
+  rc = read_args(c, argv[0], argv[1], argc > 2 ? argv[2] : NULL, &a);
+  if (rc == SQLITE_OK)
+    rc = aa_opts_parse(c, argc > 3 ? argv[3] : NULL,
+                       AA_OPT_IP | AA_OPT_USER_AGENT | AA_OPT_ANON_TOKEN, &opts);
+  if (rc != SQLITE_OK) {
+    aa_result_error(ctx, c, rc);
+    return;
+  }
+  for (int attempt = 1;; attempt++) {
+    memset(&call, 0, sizeof(call));
+    call.a = &a;
+    call.opts = &opts;
+    rc = read_before(c, &a, &call.seen, &call.limited);
+    if (rc == SQLITE_OK && !call.limited) {
+      call.matches = credential_matches(c, &call.seen, &a);
+      /* Keep stored hashes at the configured cost: rehash while the secret
+      ** is at hand. Best effort: a failure here must not fail the sign-in. */
+      if (call.matches && call.seen.hash && aa_password_needs_rehash(c, call.seen.hash) &&
+          aa_password_hash(c, a.secret, a.secret_len, call.rehash) != SQLITE_OK) {
+        aa_err_clear(c);
+        call.rehash[0] = 0;
+      }
+    }
+    if (rc == SQLITE_OK) rc = aa_atomic(c, signin_body, &call);
+    row_free(&call.seen);
+    aa_password_wipe(call.rehash);
+    if (rc != SQLITE_OK && call.changed && attempt < TRIES) {
+      aa_token_wipe(&call.token);
+      aa_err_clear(c);
+      continue;
+    }
+    break;
+  }
+  aa_opts_free(&opts);
+  finish(ctx, c, rc, &call.token);
+}
+
+/* ---- link_account(token, provider, account_id [, secret]) ---------------- */
+
+typedef enum {
+  PLAN_ATTACH,   /* the account is new: attach it to the session's user */
+  PLAN_RELINK,   /* the session's user holds it already */
+  PLAN_MERGE,    /* another user holds it: fold the anonymous user into it */
+  PLAN_CONFLICT  /* another user holds it: account_exists */
+} link_plan;
+
+/* link.on_conflict is stored as the index of its choice in config.c. */
+static int on_conflict_merges(aa_conn *c) {
+  return aa_config_int(c, AA_CFG_LINK_ON_CONFLICT) == 1; /* 'merge' */
+}
+
+static link_plan plan_for(aa_conn *c, const aa_session *s, const account_row *r) {
+  if (!r->exists) return PLAN_ATTACH;
+  if (r->user_id == s->user_id) return PLAN_RELINK;
+  if (on_conflict_merges(c) && s->is_anonymous) return PLAN_MERGE;
+  return PLAN_CONFLICT;
+}
+
+static int link_conflict(aa_conn *c, const aa_session *s) {
+  if (on_conflict_merges(c) && !s->is_anonymous)
+    return aa_err(c, SQLITE_ERROR, AA_E_ACCOUNT_EXISTS,
+                  "this account belongs to another user (link.on_conflict = 'merge' "
+                  "merges only anonymous users)");
+  return aa_err(c, SQLITE_ERROR, AA_E_ACCOUNT_EXISTS,
+                "this account belongs to another user");
+}
+
+static int invalid_session(aa_conn *c) {
+  return aa_err(c, SQLITE_ERROR, AA_E_INVALID_SESSION, "the session is not valid");
+}
+
+typedef struct {
+  sqlite3_value *token_in;
+  const account_args *a;
+  aa_session sess; /* as seen before the body */
+  account_row seen;
+  link_plan plan;
+  int limited;
+  int matches;
+  char hash[AA_PASSWORD_HASH_MAX]; /* PLAN_ATTACH with a secret */
+  int changed;
+  aa_token token;
+} link_call;
+
+/* Revokes the presented session and opens its replacement for user_id. */
+static int rotate(aa_conn *c, const aa_session *old, const aa_opts *client, int64_t user_id,
+                  aa_token *t, int64_t *session_id) {
+  int revoked = 0;
+  int rc = aa_session_revoke(c, old->session_id, &revoked);
+  if (rc == SQLITE_OK) rc = aa_session_create(c, user_id, client, t, session_id);
+  return rc;
+}
+
+static int link_body(aa_conn *c, void *arg) {
+  link_call *l = arg;
+  aa_session s;
+  account_row now;
+  aa_opts client;
+  int64_t session_id, to_user;
+  int found, same, proceed, converted = 0;
+  char extra[96];
+  const char *ip;
+  int rc = aa_config_sync(c);
+  if (rc != SQLITE_OK) return rc;
+  rc = aa_session_lookup(c, l->token_in, 0, &s, &found);
+  if (rc != SQLITE_OK) return rc;
+  if (!found) return invalid_session(c);
+  rc = row_read(c, l->a, &now);
+  if (rc != SQLITE_OK) return rc;
+  same = row_same(&now, &l->seen);
+  row_free(&now);
+  if (!same || s.session_id != l->sess.session_id || s.is_anonymous != l->sess.is_anonymous ||
+      plan_for(c, &s, &l->seen) != l->plan)
+    return changed_meanwhile(c, &l->changed);
+
+  rc = session_client(c, s.session_id, &client);
+  if (rc != SQLITE_OK) return rc;
+  ip = client.has_ip ? client.ip : NULL;
+
+  switch (l->plan) {
+    case PLAN_CONFLICT:
+      return link_conflict(c, &s);
+
+    case PLAN_ATTACH:
+      rc = insert_account(c, s.user_id, l->a, l->a->secret ? l->hash : NULL);
+      if (rc == SQLITE_OK) rc = convert_user(c, s.user_id, &converted);
+      if (rc == SQLITE_OK) rc = rotate(c, &s, &client, s.user_id, &l->token, &session_id);
+      sqlite3_snprintf((int)sizeof(extra), extra, "\"converted\":%s",
+                       converted ? "true" : "false");
+      if (rc == SQLITE_OK)
+        rc = audit_account(c, "link", s.user_id, session_id, ip, l->a, 1, extra);
+      return rc;
+
+    case PLAN_RELINK:
+      /* Linking again takes what signing in takes: the same credential. */
+      rc = settle_credential(c, l->a, &l->seen, l->limited, l->matches, ip, "link_account",
+                             &proceed);
+      if (rc != SQLITE_OK || !proceed) return rc;
+      rc = convert_user(c, s.user_id, &converted);
+      if (rc == SQLITE_OK) rc = rotate(c, &s, &client, s.user_id, &l->token, &session_id);
+      sqlite3_snprintf((int)sizeof(extra), extra, "\"converted\":%s,\"again\":true",
+                       converted ? "true" : "false");
+      if (rc == SQLITE_OK)
+        rc = audit_account(c, "link", s.user_id, session_id, ip, l->a, 1, extra);
+      return rc;
+
+    case PLAN_MERGE:
+      rc = settle_credential(c, l->a, &l->seen, l->limited, l->matches, ip, "link_account",
+                             &proceed);
+      if (rc != SQLITE_OK || !proceed) return rc;
+      to_user = l->seen.user_id;
+      /* Deletes the anonymous user's sessions, the presented one included. */
+      rc = aa_merge_users(c, s.user_id, to_user);
+      if (rc == SQLITE_OK) rc = aa_session_create(c, to_user, &client, &l->token, &session_id);
+      sqlite3_snprintf((int)sizeof(extra), extra, "\"from_user\":%lld,\"via\":\"link_account\"",
+                       (long long)s.user_id);
+      if (rc == SQLITE_OK)
+        rc = audit_account(c, "merge", to_user, session_id, ip, l->a, 1, extra);
+      return rc;
+  }
+  return aa_err(c, SQLITE_INTERNAL, AA_E_INTERNAL, "unknown link plan");
+}
+
+void aa_fn_link_account(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  aa_conn *c = sqlite3_user_data(ctx);
+  unsigned char token_hash[AA_TOKEN_HASH_BYTES];
+  account_args a;
+  link_call call;
+  int found, rc;
+
+  aa_err_clear(c);
+  memset(&call, 0, sizeof(call));
+  rc = read_args(c, argv[1], argv[2], argc > 3 ? argv[3] : NULL, &a);
+  if (rc != SQLITE_OK) {
+    aa_result_error(ctx, c, rc);
+    return;
+  }
+  /* Garbage never costs a hash or takes the write lock. */
+  if (aa_token_hash_value(argv[0], token_hash) != SQLITE_OK) {
+    aa_result_error(ctx, c, invalid_session(c));
+    return;
+  }
+  for (int attempt = 1;; attempt++) {
+    memset(&call, 0, sizeof(call));
+    call.token_in = argv[0];
+    call.a = &a;
+    rc = read_before(c, &a, &call.seen, &call.limited);
+    if (rc == SQLITE_OK) rc = aa_session_lookup(c, argv[0], 0, &call.sess, &found);
+    if (rc == SQLITE_OK && !found) rc = invalid_session(c);
+    if (rc == SQLITE_OK) {
+      call.plan = plan_for(c, &call.sess, &call.seen);
+      switch (call.plan) {
+        case PLAN_CONFLICT:
+          rc = link_conflict(c, &call.sess); /* nothing to write */
+          break;
+        case PLAN_ATTACH:
+          if (a.secret) rc = aa_password_hash(c, a.secret, a.secret_len, call.hash);
+          break;
+        case PLAN_RELINK:
+        case PLAN_MERGE:
+          if (!call.limited) call.matches = credential_matches(c, &call.seen, &a);
+          break;
+      }
+    }
+    if (rc == SQLITE_OK) rc = aa_atomic(c, link_body, &call);
+    row_free(&call.seen);
+    aa_password_wipe(call.hash);
+    if (rc != SQLITE_OK && call.changed && attempt < TRIES) {
+      aa_token_wipe(&call.token);
+      aa_err_clear(c);
+      continue;
+    }
+    break;
+  }
+  finish(ctx, c, rc, &call.token);
+}
