@@ -504,6 +504,8 @@ typedef struct {
   int matches;
   char rehash[AA_PASSWORD_HASH_MAX]; /* the secret at today's cost, or "" */
   int changed;
+  int64_t merged_from; /* set when the body folded an anonymous user in */
+  int64_t user_id;
   aa_token token;
 } signin_call;
 
@@ -540,6 +542,8 @@ static int signin_body(aa_conn *c, void *arg) {
   if (s->rehash[0]) rc = store_rehash(c, s->seen.id, s->rehash);
   if (rc == SQLITE_OK) rc = anon_to_merge(c, s->opts, user_id, &from);
   if (rc == SQLITE_OK && from != AA_NO_ID) rc = aa_merge_users(c, from, user_id);
+  s->merged_from = from;
+  s->user_id = user_id;
   if (rc == SQLITE_OK) rc = aa_session_create(c, user_id, s->opts, &s->token, &session_id);
   if (rc == SQLITE_OK) rc = audit_account(c, "signin", user_id, session_id, ip, s->a, 1, NULL);
   if (rc == SQLITE_OK && from != AA_NO_ID) {
@@ -568,7 +572,9 @@ void aa_fn_account_signin(sqlite3_context *ctx, int argc, sqlite3_value **argv) 
     aa_result_error(ctx, c, rc);
     return;
   }
-  for (int attempt = 1;; attempt++) {
+  /* Refused writes fail before any Argon2 work. */
+  rc = aa_replicated_check_write(c);
+  for (int attempt = 1; rc == SQLITE_OK; attempt++) {
     memset(&call, 0, sizeof(call));
     call.a = &a;
     call.opts = &opts;
@@ -589,10 +595,15 @@ void aa_fn_account_signin(sqlite3_context *ctx, int argc, sqlite3_value **argv) 
     if (rc != SQLITE_OK && call.changed && attempt < TRIES) {
       aa_token_wipe(&call.token);
       aa_err_clear(c);
+      rc = SQLITE_OK;
       continue;
     }
     break;
   }
+  /* Only after a commit that signed in (a refused credential commits too,
+  ** with its error recorded for after the commit). */
+  if (rc == SQLITE_OK && !c->err_set && call.merged_from > 0)
+    aa_authctx_user_merged(c, call.merged_from, call.user_id, 0);
   aa_opts_free(&opts);
   finish(ctx, c, rc, &call.token);
 }
@@ -641,6 +652,8 @@ typedef struct {
   int matches;
   char hash[AA_PASSWORD_HASH_MAX]; /* PLAN_ATTACH with a secret */
   int changed;
+  int64_t new_session; /* what the body left behind, for the auth context */
+  int64_t new_user;
   aa_token token;
 } link_call;
 
@@ -687,6 +700,8 @@ static int link_body(aa_conn *c, void *arg) {
       rc = insert_account(c, s.user_id, l->a, l->a->secret ? l->hash : NULL);
       if (rc == SQLITE_OK) rc = convert_user(c, s.user_id, &converted);
       if (rc == SQLITE_OK) rc = rotate(c, &s, &client, s.user_id, &l->token, &session_id);
+      l->new_session = session_id;
+      l->new_user = s.user_id;
       sqlite3_snprintf((int)sizeof(extra), extra, "\"converted\":%s",
                        converted ? "true" : "false");
       if (rc == SQLITE_OK)
@@ -700,6 +715,8 @@ static int link_body(aa_conn *c, void *arg) {
       if (rc != SQLITE_OK || !proceed) return rc;
       rc = convert_user(c, s.user_id, &converted);
       if (rc == SQLITE_OK) rc = rotate(c, &s, &client, s.user_id, &l->token, &session_id);
+      l->new_session = session_id;
+      l->new_user = s.user_id;
       sqlite3_snprintf((int)sizeof(extra), extra, "\"converted\":%s,\"again\":true",
                        converted ? "true" : "false");
       if (rc == SQLITE_OK)
@@ -714,6 +731,8 @@ static int link_body(aa_conn *c, void *arg) {
       /* Deletes the anonymous user's sessions, the presented one included. */
       rc = aa_merge_users(c, s.user_id, to_user);
       if (rc == SQLITE_OK) rc = aa_session_create(c, to_user, &client, &l->token, &session_id);
+      l->new_session = session_id;
+      l->new_user = to_user;
       sqlite3_snprintf((int)sizeof(extra), extra, "\"from_user\":%lld,\"via\":\"link_account\"",
                        (long long)s.user_id);
       if (rc == SQLITE_OK)
@@ -742,7 +761,9 @@ void aa_fn_link_account(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     aa_result_error(ctx, c, invalid_session(c));
     return;
   }
-  for (int attempt = 1;; attempt++) {
+  /* Refused writes fail before any Argon2 work. */
+  rc = aa_replicated_check_write(c);
+  for (int attempt = 1; rc == SQLITE_OK; attempt++) {
     memset(&call, 0, sizeof(call));
     call.token_in = argv[0];
     call.a = &a;
@@ -770,9 +791,19 @@ void aa_fn_link_account(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     if (rc != SQLITE_OK && call.changed && attempt < TRIES) {
       aa_token_wipe(&call.token);
       aa_err_clear(c);
+      rc = SQLITE_OK;
       continue;
     }
     break;
+  }
+  if (rc == SQLITE_OK && !c->err_set) {
+    /* After the commit, so a call that failed leaves the context alone (a
+    ** refused credential commits too, with its error recorded for after). */
+    aa_authctx_session_replaced(c, call.sess.session_id, call.new_session, call.new_user, 0);
+    if (call.plan == PLAN_MERGE)
+      aa_authctx_user_merged(c, call.sess.user_id, call.new_user, 0);
+    else
+      aa_authctx_user_changed(c, call.sess.user_id, 0);
   }
   finish(ctx, c, rc, &call.token);
 }

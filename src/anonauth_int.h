@@ -538,6 +538,10 @@ void aa_fn_replicated(sqlite3_context *ctx, int argc, sqlite3_value **argv);
 void aa_authctx_user_changed(aa_conn *c, int64_t user_id, int is_anonymous);
 void aa_authctx_user_merged(aa_conn *c, int64_t from_user, int64_t to_user,
                             int to_is_anonymous);
+/* link_account revoked old_session and opened new_session in its place
+** (token rotation): a context taken from the old one follows it. */
+void aa_authctx_session_replaced(aa_conn *c, int64_t old_session, int64_t new_session,
+                                 int64_t user_id, int is_anonymous);
 void aa_authctx_user_deleted(aa_conn *c, int64_t user_id);
 void aa_authctx_session_revoked(aa_conn *c, int64_t session_id);
 /* Every live session of user_id was revoked (session_revoke_all). */

@@ -42,6 +42,14 @@ void aa_authctx_user_merged(aa_conn *c, int64_t from_user, int64_t to_user,
   c->auth_is_anonymous = to_is_anonymous != 0;
 }
 
+void aa_authctx_session_replaced(aa_conn *c, int64_t old_session, int64_t new_session,
+                                 int64_t user_id, int is_anonymous) {
+  if (!c->auth_set || c->auth_session_id != old_session) return;
+  c->auth_session_id = new_session;
+  c->auth_uid = user_id;
+  c->auth_is_anonymous = is_anonymous != 0;
+}
+
 void aa_authctx_user_deleted(aa_conn *c, int64_t user_id) {
   if (c->auth_set && c->auth_uid == user_id) clear(c);
 }

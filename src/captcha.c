@@ -447,7 +447,10 @@ int aa_captcha_gate(aa_conn *c, const aa_opts *o, const char *function_name) {
   refusal r;
   char codes[AA_VERDICT_MAX_CODES * (AA_VERDICT_CODE_MAX + 2) + 32];
 
-  rc = aa_config_refresh(c);
+  /* A call that will be refused for writing must not spend the visitor's
+  ** one-use CAPTCHA token first. */
+  rc = aa_replicated_check_write(c);
+  if (rc == SQLITE_OK) rc = aa_config_refresh(c);
   if (rc != SQLITE_OK) return rc;
   provider = (int)aa_config_int(c, AA_CFG_CAPTCHA_PROVIDER);
   if (provider == PROVIDER_NONE) return SQLITE_OK;

@@ -209,15 +209,21 @@ static void test_single_use_race(const char *path) {
 #define PER_THREAD 5
 
 static const char *thread_path;
+static char thread_error[THREADS][256];
 
 static void *verifier(void *arg) {
-  long passed = 0;
+  long passed = 0, t = (long)arg;
+  char err[256];
   sqlite3 *db = harness_open(thread_path);
-  (void)arg;
   if (db == NULL) return (void *)0;
-  for (int i = 0; i < PER_THREAD; i++)
-    passed += harness_int(db, "SELECT verify_turnstile('tok-thread', NULL, "
-                              "'1x0000000000000000000000000000000AA')") == 1;
+  for (int i = 0; i < PER_THREAD; i++) {
+    if (run1(db, "SELECT 1 WHERE verify_turnstile('tok-thread', NULL, "
+                 "'1x0000000000000000000000000000000AA') = 1",
+             NULL, err, sizeof err))
+      passed++;
+    else if (!thread_error[t][0])
+      snprintf(thread_error[t], sizeof thread_error[t], "%s", err);
+  }
   sqlite3_close(db);
   return (void *)passed;
 }
@@ -230,14 +236,17 @@ static void test_threads(const char *path) {
   configure(db, "/turnstile/v0/siteverify", "1x0000000000000000000000000000000AA");
   sqlite3_close(db);
   thread_path = path;
-  for (int t = 0; t < THREADS; t++) pthread_create(&th[t], NULL, verifier, NULL);
+  for (long t = 0; t < THREADS; t++) pthread_create(&th[t], NULL, verifier, (void *)t);
   for (int t = 0; t < THREADS; t++) {
     void *r = NULL;
     pthread_join(th[t], &r);
     total += (long)r;
   }
-  CHECK(total == THREADS * PER_THREAD, "%d threads, one connection each: %ld of %d verified",
-        THREADS, total, THREADS * PER_THREAD);
+  CHECK(total == THREADS * PER_THREAD, "%d threads, one connection each: %ld of %d verified%s%s",
+        THREADS, total, THREADS * PER_THREAD, thread_error[0][0] ? "; first error: " : "",
+        thread_error[0]);
+  for (int t = 1; t < THREADS; t++)
+    if (thread_error[t][0]) printf("#   thread %d: %s\n", t, thread_error[t]);
 }
 
 static void test_secret_not_stored(const char *path) {

@@ -132,6 +132,38 @@ int main(void) {
             harness_valid(db, token) == 0,
         "anon_signout() inside BEGIN ... COMMIT signs out");
 
+  /* Accounts: refused before any Argon2 work or lookup, fine inside BEGIN. */
+  sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
+  harness_text(db, "SELECT anon_signin()", token, sizeof token);
+  sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+  error_of(db, "SELECT link_account(?1, 'google', 'ann')", token, err, sizeof err);
+  CHECK(starts_with(err, refused), "bare link_account() is refused: %.60s", err);
+  error_of(db, "SELECT account_signup('email', 'bob', 'pw')", NULL, err, sizeof err);
+  CHECK(starts_with(err, refused), "bare account_signup() is refused: %.60s", err);
+  error_of(db, "SELECT account_signin('email', 'bob', 'pw')", NULL, err, sizeof err);
+  CHECK(starts_with(err, refused), "bare account_signin() is refused: %.60s", err);
+  CHECK(harness_int(db, "SELECT count(*) FROM anonauth_accounts") == 0 &&
+            harness_valid(db, token) == 1,
+        "the refused calls linked nothing and left the session live");
+  CHECK(sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK &&
+            int_of(db, "SELECT length(link_account(?1, 'google', 'ann')) > 0", token) == 1 &&
+            sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK &&
+            harness_int(db, "SELECT count(*) FROM anonauth_accounts") == 1,
+        "link_account() inside BEGIN ... COMMIT links");
+
+  /* CAPTCHA: the refusal comes before the network call that would spend the
+  ** visitor's one-use token (the provider URL here is unreachable). */
+  sqlite3_exec(db, "BEGIN; SELECT anonauth_config('captcha.provider', 'turnstile');"
+                   "SELECT anonauth_config('captcha.secret', 'x');"
+                   "SELECT anonauth_config('captcha.url', 'http://127.0.0.1:9/');"
+                   "COMMIT",
+               NULL, NULL, NULL);
+  error_of(db, "SELECT anon_signin('{\"captcha\": \"tok\"}')", NULL, err, sizeof err);
+  CHECK(starts_with(err, refused), "bare anon_signin(captcha) is refused before verifying: %.60s",
+        err);
+  sqlite3_exec(db, "BEGIN; SELECT anonauth_config('captcha.provider', 'none'); COMMIT", NULL, NULL,
+               NULL);
+
   /* The mode belongs to connections opened while it is set. */
   anonauth_set_replicated(0);
   REQUIRE(sqlite3_open(path, &plain) == SQLITE_OK, "a connection opens after the mode is off");
