@@ -525,7 +525,7 @@ static int signin_body(aa_conn *c, void *arg) {
   signin_call *s = arg;
   const char *ip = s->opts->has_ip ? s->opts->ip : NULL;
   account_row now;
-  int64_t user_id, session_id, from = AA_NO_ID;
+  int64_t user_id, session_id = 0, from = AA_NO_ID;
   int proceed, same, rc = aa_config_sync(c);
   if (rc != SQLITE_OK) return rc;
   rc = row_read(c, s->a, &now);
@@ -671,7 +671,7 @@ static int link_body(aa_conn *c, void *arg) {
   aa_session s;
   account_row now;
   aa_opts client;
-  int64_t session_id, to_user;
+  int64_t session_id = 0, to_user;
   int found, same, proceed, converted = 0;
   char extra[96];
   const char *ip;
