@@ -104,7 +104,7 @@ suite "readme" tests/readme.sh
 demo_ok() {
   make -s demo > "$out/demo.out" 2>&1 || return 1
   ! grep -qiE 'error|anonauth_sess_[A-Za-z0-9_-]{20}' "$out/demo.out" &&
-    grep -q '^== 5\.' "$out/demo.out"
+    grep -q '^== 15\.' "$out/demo.out"
 }
 check "make demo runs the walkthrough to its end without an error" demo_ok
 bench_smoke() {
