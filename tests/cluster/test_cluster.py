@@ -108,21 +108,18 @@ def scenario_story():
         uid = c.value("SELECT session_user(?)", [token])
         check(isinstance(uid, int) and uid > 0, "story: session_user() names the new user")
 
-        linked = has_function(c, "link_account")
-        if linked:
-            new_token = c.in_transaction(
-                "SELECT link_account(?, 'email', 'alice@example.com')", [token])[0][0]
-            check(isinstance(new_token, str) and new_token.startswith("anonauth_sess_"),
-                  "story: link_account() returns a new token")
-            token = new_token
-            check(c.value("SELECT session_user(?)", [token]) == uid,
-                  "story: the linked session belongs to the same user")
-        elif os.environ.get("ANONAUTH_CLUSTER_REQUIRE_LINK") == "1":
-            check(False, "story: link_account() exists (ANONAUTH_CLUSTER_REQUIRE_LINK=1)")
-        else:
-            note("skip - story: link_account() is not in this build (issue 3); "
-                 "the link steps run once it is merged (ANONAUTH_CLUSTER_REQUIRE_LINK=1 "
-                 "makes them mandatory)")
+        check(has_function(c, "link_account"), "story: link_account() is registered")
+        new_token = c.in_transaction(
+            "SELECT link_account(?, 'email', 'alice@example.com')", [token])[0][0]
+        check(isinstance(new_token, str) and new_token.startswith("anonauth_sess_"),
+              "story: link_account() returns a new token")
+        check(c.value("SELECT session_valid(?)", [token]) == 0,
+              "story: the token presented to link_account() was revoked (rotation)")
+        token = new_token
+        check(c.value("SELECT session_user(?)", [token]) == uid,
+              "story: the linked session belongs to the same user")
+        check(c.value("SELECT user_is_anonymous(?)", [uid]) == 0,
+              "story: the user is no longer anonymous")
         c.close()
 
         for node in cl.nodes:
@@ -142,11 +139,12 @@ def scenario_story():
                   "story: the session is still valid on the new leader")
             check(c.value("SELECT session_user(?)", [token]) == uid,
                   "story: and still belongs to the same user")
-            if linked:
-                check(c.value("SELECT count(*) FROM anonauth_accounts WHERE user_id = ? "
-                              "AND provider = 'email' AND account_id = 'alice@example.com'",
-                              [uid]) == 1,
-                      "story: the account is still linked on the new leader")
+            check(c.value("SELECT count(*) FROM anonauth_accounts WHERE user_id = ? "
+                          "AND provider = 'email' AND account_id = 'alice@example.com'",
+                          [uid]) == 1,
+                  "story: the account is still linked on the new leader")
+            check(c.value("SELECT user_is_anonymous(?)", [uid]) == 0,
+                  "story: and the user is still a normal user")
             users, _, audits, orphans = db_invariants(c)
             check((users, audits, orphans) == (1, 1, 0),
                   "story: one user and one sign-in audit row, nothing more")
