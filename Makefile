@@ -121,7 +121,8 @@ build/bench/bench: bench/bench.c
 
 bench: deps
 	@$(MAKE) --no-print-directory all build/bench/bench
-	@build/bench/bench -n $(N) $(BENCH_FLAGS)
+	@. tests/fake_provider.sh && fake_provider_start build/bench/provider "$$(pwd)" && \
+	  { build/bench/bench -n $(N) $(BENCH_FLAGS); rc=$$?; fake_provider_stop; exit $$rc; }
 
 # cppcheck and clang-tidy (checks in .clang-tidy), both with warnings as errors.
 lint: deps build/schema_sql.h
