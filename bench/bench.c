@@ -8,15 +8,25 @@
 **
 **   sign-in  = 32 random bytes, a BLAKE2b-256 hash, the user insert and the
 **              session insert, in one transaction;
-**   lookup   = a BLAKE2b-256 hash and an indexed lookup joined to the user.
+**   lookup   = a BLAKE2b-256 hash and an indexed lookup joined to the user;
+**   link     = the lookup, then revoking the session, inserting the account,
+**              updating the user and inserting a new session (32 random
+**              bytes, a hash), in one transaction.
+**
+** account_signin (Argon2-bound by design, at libsodium's minimum cost) and
+** verify_turnstile (a round trip to the local fake provider,
+** tests/fake_provider.c, whose URL `make bench` passes in $ANONAUTH_PROVIDER)
+** are reported on their own, next to the bare Argon2 verification and the
+** bare libcurl POST for scale.
 **
 ** This machine's absolute speed drifts, so every phase runs floor and
 ** anonauth alternately, RUNS times each, on fresh database files, and
 ** reports the median of each and the ratio of the medians. Peak RSS is the
 ** process's high-water mark after the phase.
 **
-**   build/bench/bench [-n N] [-runs R] [-scale] [-dir DIR]
+**   build/bench/bench [-n N] [-runs R] [-scale] [-dir DIR] [-so PATH]
 */
+#include <curl/curl.h>
 #include <sodium.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -33,6 +43,12 @@ static int n_ops = 20000;
 static int runs = 3;
 static const char *dir = "build/bench";
 static const char *so_path = "./anonauth";
+/* PRAGMA temp_store=MEMORY on both sides for the phase that asks for it:
+** inside a caller's transaction each anonauth call runs in a statement of
+** its own, whose statement journal SQLite moves to a temporary file once
+** one call's journal passes 64 KiB (SQLITE_STMTJRNL_SPILL), and keeps it
+** there until the transaction ends; in memory with temp_store=MEMORY. */
+static int temp_store_memory = 0;
 
 /* ---- helpers ------------------------------------------------------------- */
 
@@ -95,6 +111,7 @@ static sqlite3 *open_db(const char *name, int load) {
   remove_db(path);
   if (sqlite3_open(path, &db) != SQLITE_OK) die(db, "open");
   exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;");
+  if (temp_store_memory) exec(db, "PRAGMA temp_store=MEMORY");
   sqlite3_enable_load_extension(db, 1);
   if (sqlite3_load_extension(db, so_path, NULL, &err) != SQLITE_OK) {
     fprintf(stderr, "bench: loading %s: %s\n", so_path, err ? err : "?");
@@ -107,6 +124,7 @@ static sqlite3 *open_db(const char *name, int load) {
     sqlite3_close(db);
     if (sqlite3_open(path, &db) != SQLITE_OK) die(db, "reopen");
     exec(db, "PRAGMA synchronous=NORMAL;");
+    if (temp_store_memory) exec(db, "PRAGMA temp_store=MEMORY");
   }
   return db;
 }
@@ -370,6 +388,204 @@ static void phase_vtab(void) {
   report("anon_sessions WHERE user_id = ?", median(ex, runs), median(fl, runs), "");
 }
 
+/* link_account without a secret on anonymous users: the conversion, with the
+** session rotated. Both sides start from n_ops anonymous sign-ins. */
+static double run_link(int ext) {
+  floor_db f;
+  ext_db e;
+  sqlite3 *db;
+  sqlite3_stmt *link = NULL, *revoke = NULL, *account = NULL, *convert = NULL;
+  double t0, t;
+  if (ext) {
+    ext_open(&e, "anonauth-link");
+    db = e.db;
+    step_done(db, e.begin);
+    for (int i = 0; i < n_ops; i++) ext_signin(&e, tokens[i]);
+    step_done(db, e.commit);
+    link = prepare(db, "SELECT link_account(?1, 'google', ?2)");
+  } else {
+    floor_open(&f, "floor-link");
+    db = f.db;
+    step_done(db, f.begin);
+    for (int i = 0; i < n_ops; i++) floor_signin(&f, raws[i]);
+    step_done(db, f.commit);
+    revoke = prepare(db, "UPDATE anonauth_sessions SET revoked_at = ?2 "
+                         "WHERE id = ?1 AND revoked_at IS NULL");
+    account = prepare(db, "INSERT INTO anonauth_accounts(user_id, provider, account_id, "
+                          "secret_hash, created_at) VALUES (?1, 'google', ?2, NULL, ?3)");
+    convert = prepare(db, "UPDATE anonauth_users SET is_anonymous = 0 WHERE id = ?1");
+  }
+  t0 = now_seconds();
+  for (int i = 0; i < n_ops; i++) {
+    char subject[32];
+    snprintf(subject, sizeof subject, "sub-%d", i);
+    if (ext) {
+      sqlite3_bind_text(link, 1, tokens[i], TOKEN_TEXT_LEN, SQLITE_STATIC);
+      sqlite3_bind_text(link, 2, subject, -1, SQLITE_TRANSIENT);
+      if (sqlite3_step(link) != SQLITE_ROW || sqlite3_column_type(link, 0) != SQLITE_TEXT)
+        die(db, "link_account");
+      sqlite3_reset(link);
+    } else {
+      unsigned char hash[32], fresh[32];
+      sqlite3_int64 now = (sqlite3_int64)time(NULL), session_id, user_id;
+      step_done(db, f.begin);
+      crypto_generichash(hash, sizeof hash, raws[i], 32, NULL, 0);
+      sqlite3_bind_blob(f.lookup, 1, hash, sizeof hash, SQLITE_TRANSIENT);
+      if (sqlite3_step(f.lookup) != SQLITE_ROW) die(db, "floor link lookup");
+      session_id = sqlite3_column_int64(f.lookup, 0);
+      user_id = sqlite3_column_int64(f.lookup, 1);
+      sqlite3_reset(f.lookup);
+      sqlite3_bind_int64(revoke, 1, session_id);
+      sqlite3_bind_int64(revoke, 2, now);
+      step_done(db, revoke);
+      sqlite3_bind_int64(account, 1, user_id);
+      sqlite3_bind_text(account, 2, subject, -1, SQLITE_TRANSIENT);
+      sqlite3_bind_int64(account, 3, now);
+      step_done(db, account);
+      sqlite3_bind_int64(convert, 1, user_id);
+      step_done(db, convert);
+      randombytes_buf(fresh, sizeof fresh);
+      crypto_generichash(hash, sizeof hash, fresh, sizeof fresh, NULL, 0);
+      sqlite3_bind_blob(f.session, 1, hash, sizeof hash, SQLITE_TRANSIENT);
+      sqlite3_bind_int64(f.session, 2, user_id);
+      sqlite3_bind_int64(f.session, 3, now);
+      sqlite3_bind_int64(f.session, 4, now + 2592000);
+      step_done(db, f.session);
+      step_done(db, f.commit);
+    }
+  }
+  t = now_seconds() - t0;
+  if (ext) {
+    sqlite3_finalize(link);
+    ext_close(&e);
+  } else {
+    sqlite3_finalize(revoke);
+    sqlite3_finalize(account);
+    sqlite3_finalize(convert);
+    floor_close(&f);
+  }
+  return n_ops / t;
+}
+
+static void phase_link(void) {
+  double fl[MAX_RUNS], ex[MAX_RUNS];
+  for (int r = 0; r < runs; r++) {
+    fl[r] = run_link(0);
+    ex[r] = run_link(1);
+  }
+  report("link_account, no secret", median(ex, runs), median(fl, runs), "");
+}
+
+static void report_alone(const char *phase, double ops, const char *scale_name, double scale_ops) {
+  printf("%-34s %10.0f ops/s  %7.3f ms/op  (%s: %.0f ops/s)  peak RSS %5ld MiB\n", phase, ops,
+         1000.0 / ops, scale_name, scale_ops, status_kib("VmHWM:") / 1024);
+  fflush(stdout);
+}
+
+/* account_signin with a secret at libsodium's minimum Argon2id cost (the
+** least password.opslimit / password.memlimit allow). Argon2 dominates by
+** design; the bare verification at the same cost is printed for scale. */
+static void phase_account_signin(void) {
+  int n = n_ops / 10;
+  double ex[MAX_RUNS], ar[MAX_RUNS];
+  char sql[256], hash[crypto_pwhash_STRBYTES];
+  ext_db e;
+  sqlite3_stmt *signin;
+  ext_open(&e, "anonauth-account");
+  snprintf(sql, sizeof sql,
+           "SELECT anonauth_config('password.opslimit', %llu), "
+           "anonauth_config('password.memlimit', %llu)",
+           (unsigned long long)crypto_pwhash_OPSLIMIT_MIN,
+           (unsigned long long)crypto_pwhash_MEMLIMIT_MIN);
+  exec(e.db, sql);
+  exec(e.db, "SELECT account_signup('password', 'bench@example.com', 'correct horse battery')");
+  if (crypto_pwhash_str(hash, "correct horse battery", 21, crypto_pwhash_OPSLIMIT_MIN,
+                        crypto_pwhash_MEMLIMIT_MIN) != 0)
+    exit(1);
+  signin = prepare(e.db, "SELECT account_signin('password', 'bench@example.com', "
+                         "'correct horse battery')");
+  for (int r = 0; r < runs; r++) {
+    double t0 = now_seconds();
+    for (int i = 0; i < n; i++) {
+      if (crypto_pwhash_str_verify(hash, "correct horse battery", 21) != 0) exit(1);
+    }
+    ar[r] = n / (now_seconds() - t0);
+    t0 = now_seconds();
+    for (int i = 0; i < n; i++) {
+      if (sqlite3_step(signin) != SQLITE_ROW || sqlite3_column_type(signin, 0) != SQLITE_TEXT)
+        die(e.db, "account_signin");
+      sqlite3_reset(signin);
+    }
+    ex[r] = n / (now_seconds() - t0);
+  }
+  sqlite3_finalize(signin);
+  ext_close(&e);
+  report_alone("account_signin, minimum Argon2 cost", median(ex, runs), "Argon2id verify alone",
+               median(ar, runs));
+}
+
+static size_t discard(char *p, size_t size, size_t n, void *u) {
+  (void)p;
+  (void)u;
+  return size * n;
+}
+
+/* verify_turnstile against the local fake provider: the cost of one round
+** trip through anonauth, next to the same POST made directly with libcurl
+** on a reused handle. Skipped without $ANONAUTH_PROVIDER. */
+static void phase_turnstile(void) {
+  const char *base = getenv("ANONAUTH_PROVIDER");
+  static const char form[] =
+      "secret=1x0000000000000000000000000000000AA&response=XXXX.DUMMY.TOKEN.XXXX";
+  int n = n_ops / 10;
+  double ex[MAX_RUNS], cu[MAX_RUNS];
+  char url[512], sql[700];
+  ext_db e;
+  sqlite3_stmt *verify;
+  CURL *curl;
+  if (base == NULL || base[0] == 0) {
+    printf("%-34s skipped: no $ANONAUTH_PROVIDER (make bench starts the fake provider)\n",
+           "verify_turnstile, local provider");
+    return;
+  }
+  snprintf(url, sizeof url, "%s/turnstile/v0/siteverify", base);
+  ext_open(&e, "anonauth-turnstile");
+  snprintf(sql, sizeof sql, "SELECT anonauth_config('captcha.url', '%s')", url);
+  exec(e.db, sql);
+  exec(e.db, "SELECT anonauth_config('captcha.secret', '1x0000000000000000000000000000000AA')");
+  verify = prepare(e.db, "SELECT verify_turnstile('XXXX.DUMMY.TOKEN.XXXX')");
+  curl = curl_easy_init();
+  if (curl == NULL) exit(1);
+  curl_easy_setopt(curl, CURLOPT_URL, url);
+  curl_easy_setopt(curl, CURLOPT_POSTFIELDS, form);
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, discard);
+  for (int r = 0; r < runs; r++) {
+    double t0 = now_seconds();
+    for (int i = 0; i < n; i++) {
+      long status = 0;
+      if (curl_easy_perform(curl) != CURLE_OK) {
+        fprintf(stderr, "bench: POST %s failed\n", url);
+        exit(1);
+      }
+      curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+      if (status != 200) exit(1);
+    }
+    cu[r] = n / (now_seconds() - t0);
+    t0 = now_seconds();
+    for (int i = 0; i < n; i++) {
+      if (sqlite3_step(verify) != SQLITE_ROW || sqlite3_column_int(verify, 0) != 1)
+        die(e.db, "verify_turnstile");
+      sqlite3_reset(verify);
+    }
+    ex[r] = n / (now_seconds() - t0);
+  }
+  curl_easy_cleanup(curl);
+  sqlite3_finalize(verify);
+  ext_close(&e);
+  report_alone("verify_turnstile, local provider", median(ex, runs), "bare libcurl POST",
+               median(cu, runs));
+}
+
 /* anon_purge over 100,000 stale anonymous users: the time of each batch. */
 static void phase_purge(void) {
   enum { STALE = 100000 };
@@ -547,6 +763,7 @@ int main(int argc, char **argv) {
     return 2;
   }
   if (sodium_init() < 0) return 1;
+  if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) return 1;
   raws = malloc((size_t)n_ops * 32);
   tokens = malloc((size_t)n_ops * (TOKEN_TEXT_LEN + 1));
   unknown = malloc((size_t)n_ops * (TOKEN_TEXT_LEN + 1));
@@ -558,6 +775,9 @@ int main(int argc, char **argv) {
          n_ops, runs, sqlite3_libversion());
   phase_signin("anon_signin, autocommit", 1, ">= 0.80");
   phase_signin("anon_signin, 1000 per transaction", 1000, ">= 0.60");
+  temp_store_memory = 1;
+  phase_signin("  the same, temp_store=MEMORY", 1000, "");
+  temp_store_memory = 0;
   fill_lookup_dbs();
   phase_lookup("session_valid, valid tokens", LOOK_VALID, ">= 0.85");
   phase_lookup("session_valid, unknown tokens", LOOK_UNKNOWN, ">= 0.85");
@@ -565,6 +785,9 @@ int main(int argc, char **argv) {
   phase_vtab();
   floor_close(&lookup_floor);
   ext_close(&lookup_ext);
+  phase_link();
+  phase_account_signin();
+  phase_turnstile();
   phase_memory();
   if (scale) {
     phase_scale();
@@ -574,5 +797,6 @@ int main(int argc, char **argv) {
   free(tokens);
   free(unknown);
   free(unknown_raws);
+  curl_global_cleanup();
   return 0;
 }

@@ -34,6 +34,8 @@ int aa_user_create(aa_conn *c, int is_anonymous, const char *profile, int64_t *u
 typedef struct {
   aa_opts *opts;
   aa_token token;
+  int gate_passed; /* the CAPTCHA gate ran before this attempt */
+  int need_gate;   /* the body found a provider the gate has not checked */
 } signin_call;
 
 static int signin_body(aa_conn *c, void *arg) {
@@ -41,6 +43,12 @@ static int signin_body(aa_conn *c, void *arg) {
   int64_t user_id, session_id;
   int rc = aa_config_sync(c);
   if (rc != SQLITE_OK) return rc;
+  if (!call->gate_passed && aa_captcha_configured(c)) {
+    /* Configured since this connection last looked: write nothing, let the
+    ** caller verify the CAPTCHA without the write lock and come back. */
+    call->need_gate = 1;
+    return aa_err(c, SQLITE_ABORT, AA_E_INTERNAL, "anon_signin: CAPTCHA check pending");
+  }
   if (call->opts->has_ip) {
     /* Counted per address (per /64 for IPv6) in the shared bucket table,
     ** inside this call so that the bucket moves only if the sign-in (or
@@ -79,15 +87,26 @@ void aa_fn_anon_signin(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     aa_result_error(ctx, c, rc);
     return;
   }
-  rc = aa_captcha_gate(c, &opts, "anon_signin");
-  if (rc != SQLITE_OK) {
-    aa_opts_free(&opts);
-    aa_result_error(ctx, c, rc);
-    return;
-  }
   memset(&call, 0, sizeof(call));
   call.opts = &opts;
-  rc = aa_atomic(c, signin_body, &call);
+  /* The gate must see captcha.provider before the write, which costs a read
+  ** transaction of its own in autocommit. Sign-ins on a connection whose
+  ** cached configuration names no provider skip it: the body reads the
+  ** provider again under the write lock and, if one was set meanwhile,
+  ** gives up before writing anything, and the gate runs after all. */
+  if (aa_captcha_configured(c)) {
+    rc = aa_captcha_gate(c, &opts, "anon_signin");
+    call.gate_passed = 1;
+  } else {
+    rc = aa_atomic(c, signin_body, &call);
+    if (rc != SQLITE_OK && call.need_gate) {
+      aa_err_clear(c);
+      call.need_gate = 0;
+      call.gate_passed = 1;
+      rc = aa_captcha_gate(c, &opts, "anon_signin");
+    }
+  }
+  if (rc == SQLITE_OK && call.gate_passed) rc = aa_atomic(c, signin_body, &call);
   aa_opts_free(&opts);
   if (rc == SQLITE_OK && c->err_after_commit) rc = SQLITE_ERROR; /* refused, refusal recorded */
   if (rc != SQLITE_OK) {

@@ -451,6 +451,9 @@ int aa_verdict_has_code(const aa_verdict *v, const char *code);
 ** captcha_misconfigured (a rejection also commits an audit row of its own).
 */
 int aa_captcha_gate(aa_conn *c, const aa_opts *o, const char *function_name);
+/* True when the configuration as last cached names a provider: a hint for
+** skipping the gate's own read, to be confirmed after aa_config_sync(). */
+int aa_captcha_configured(aa_conn *c);
 void aa_fn_verify_turnstile(sqlite3_context *ctx, int argc, sqlite3_value **argv);
 void aa_fn_verify_hcaptcha(sqlite3_context *ctx, int argc, sqlite3_value **argv);
 

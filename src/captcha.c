@@ -441,6 +441,10 @@ static int refusal_body(aa_conn *c, void *arg) {
   return rc;
 }
 
+int aa_captcha_configured(aa_conn *c) {
+  return aa_config_int(c, AA_CFG_CAPTCHA_PROVIDER) != PROVIDER_NONE;
+}
+
 int aa_captcha_gate(aa_conn *c, const aa_opts *o, const char *function_name) {
   int provider, rc;
   check result;
