@@ -73,6 +73,8 @@ static const bad_value bad_values[] = {
     {"control characters", SQLITE_TEXT, 0, 0, "a\r\nb\x1b[2J", -1},
     {"SQL injection", SQLITE_TEXT, 0, 0, "'); DROP TABLE anonauth_users; --", -1},
     {"SQL injection 2", SQLITE_TEXT, 0, 0, "' OR 1=1 --", -1},
+    {"SQL: flag pragma", SQLITE_TEXT, 0, 0, "PRAGMA trusted_schema = ON", -1},
+    {"SQL: explained pragma", SQLITE_TEXT, 0, 0, "/* x */ EXPLAIN PRAGMA query_only = 1", -1},
     {"token-shaped", SQLITE_TEXT, 0, 0, "anonauth_sess_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", -1},
     {"token-shaped, bad alphabet", SQLITE_TEXT, 0, 0, "anonauth_sess_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA+=", -1},
     {"token-shaped, one short", SQLITE_TEXT, 0, 0, "anonauth_sess_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", -1},
@@ -946,6 +948,15 @@ int main(void) {
   base_setup(db);
   run_vtabs(db);
 
+  {
+    int defensive = -1;
+    sqlite3_db_config(db, SQLITE_DBCONFIG_DEFENSIVE, -1, &defensive);
+    CHECK(harness_int(db, "PRAGMA trusted_schema") == 0 && defensive == 1 &&
+              harness_int(db, "PRAGMA ignore_check_constraints") == 0 &&
+              harness_int(db, "PRAGMA query_only") == 0,
+          "no call changed the connection's defences (trusted_schema, DEFENSIVE, "
+          "ignore_check_constraints, query_only)");
+  }
   scan_for_secrets(db);
   CHECK(harness_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'anonauth_users'") == 1,
         "the injection text dropped nothing");
