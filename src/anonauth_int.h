@@ -219,6 +219,10 @@ int64_t aa_config_int(aa_conn *c, aa_config_key key);
 const char *aa_config_text(aa_conn *c, aa_config_key key);
 void aa_config_cache_free(aa_conn *c);
 void aa_fn_config(sqlite3_context *ctx, int argc, sqlite3_value **argv);
+/* Before running link.merge_sql or purge.user_sql: the setter's rules again,
+** for a value that reached anonauth_config some other way; a refusal is
+** recorded with `code`. */
+int aa_config_check_app_sql(aa_conn *c, aa_config_key key, const char *sql, aa_errcode code);
 
 /* ----------------------------------------------------------------- token.c */
 
@@ -277,6 +281,10 @@ enum { AA_JSON_OBJECT = 1, AA_JSON_ARRAY, AA_JSON_STRING, AA_JSON_PRIMITIVE };
 int aa_utf8_valid(const unsigned char *p, int n);
 /* Appends a JSON string literal for s to the sqlite3_str (for audit detail). */
 void aa_str_append_json_string(sqlite3_str *s, const char *p, int n);
+/* True when the next statement of sql[0..n) is a PRAGMA or an EXPLAIN: SQLite
+** applies flag pragmas while preparing them, so untrusted SQL must be checked
+** with this before it is prepared. */
+int aa_sql_next_is_pragma(const char *sql, int n);
 
 /* --------------------------------------------------------------- netaddr.c */
 

@@ -173,7 +173,13 @@ static int check_sql(aa_conn *c, const key_def *k, const char *sql, int n) {
   while (tail < end) {
     sqlite3_stmt *st = NULL;
     const char *next = NULL;
-    int rc = sqlite3_prepare_v2(c->db, tail, (int)(end - tail), &st, &next);
+    int rc;
+    if (aa_sql_next_is_pragma(tail, (int)(end - tail)))
+      return aa_err(c, SQLITE_ERROR, AA_E_INVALID_ARGUMENT,
+                    "%s: statement %d is a PRAGMA or EXPLAIN, which is not allowed "
+                    "(it would take effect while being checked)",
+                    k->name, statements + 1);
+    rc = sqlite3_prepare_v2(c->db, tail, (int)(end - tail), &st, &next);
     if (rc != SQLITE_OK)
       return aa_err(c, SQLITE_ERROR, AA_E_INVALID_ARGUMENT,
                     "%s does not prepare: %s", k->name, sqlite3_errmsg(c->db));
@@ -207,6 +213,29 @@ static int check_sql(aa_conn *c, const key_def *k, const char *sql, int n) {
     return aa_err(c, SQLITE_ERROR, AA_E_INVALID_ARGUMENT,
                   "%s holds no statement", k->name);
   return SQLITE_OK;
+}
+
+/*
+** The app's SQL as it is about to run (merge.c, purge.c), held to the rules
+** the setter applies. A row written around anonauth_config() (a database
+** someone else wrote, a value kept from an older release) reaches the cache
+** with only the cheap checks of loading, since SQL is prepared only when it
+** runs; without this, `PRAGMA trusted_schema = ON` stored as purge.user_sql
+** would switch off the app's defence the first time anon_purge() ran. A
+** refusal is recorded with `code` (merge_failed, purge_failed), the rule it
+** broke kept in the message.
+*/
+int aa_config_check_app_sql(aa_conn *c, aa_config_key key, const char *sql, aa_errcode code) {
+  char why[sizeof(c->err_detail)];
+  int rc;
+  if (keys[key].kind != K_SQL)
+    return aa_err(c, SQLITE_INTERNAL, AA_E_INTERNAL, "%s holds no SQL", keys[key].name);
+  rc = check_sql(c, &keys[key], sql, (int)strlen(sql));
+  if (rc == SQLITE_OK || c->err_rc == SQLITE_NOMEM) return rc;
+  sqlite3_snprintf((int)sizeof(why), why, "%s", c->err_detail);
+  aa_err_clear(c);
+  return aa_err(c, SQLITE_ERROR, code, "%s is not run: %s; set it again with anonauth_config()",
+                keys[key].name, why);
 }
 
 /*

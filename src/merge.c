@@ -68,7 +68,17 @@ static int prepare_all(aa_conn *c, const char *sql, struct aa_merge_cache **out)
   while (tail < end) {
     sqlite3_stmt *st = NULL;
     const char *next = NULL;
-    int rc = sqlite3_prepare_v3(c->db, tail, (int)(end - tail), SQLITE_PREPARE_PERSISTENT, &st,
+    int rc;
+    /* Only a value written around anonauth_config() can hold one. */
+    if (aa_sql_next_is_pragma(tail, (int)(end - tail))) {
+      rc = aa_err(c, SQLITE_ERROR, AA_E_MERGE_FAILED,
+                  "link.merge_sql is not run: statement %d is a PRAGMA or EXPLAIN; set it "
+                  "again with anonauth_config()",
+                  m->n_stmts + 1);
+      aa_merge_cache_clear(c);
+      return rc;
+    }
+    rc = sqlite3_prepare_v3(c->db, tail, (int)(end - tail), SQLITE_PREPARE_PERSISTENT, &st,
                             &next);
     if (rc != SQLITE_OK) {
       rc = aa_err(c, rc == SQLITE_NOMEM ? rc : SQLITE_ERROR, AA_E_MERGE_FAILED,
@@ -91,6 +101,14 @@ static int prepare_all(aa_conn *c, const char *sql, struct aa_merge_cache **out)
     }
     m->stmts[m->n_stmts++].st = st;
     tail = next;
+  }
+  /* Checked once per text, like the preparing: the rules of the setter. */
+  {
+    int rc = aa_config_check_app_sql(c, AA_CFG_LINK_MERGE_SQL, sql, AA_E_MERGE_FAILED);
+    if (rc != SQLITE_OK) {
+      aa_merge_cache_clear(c);
+      return rc;
+    }
   }
   *out = m;
   return SQLITE_OK;

@@ -118,6 +118,14 @@ static int app_sql_prepare(aa_conn *c, app_sql *a) {
     sqlite3_stmt *st = NULL;
     const char *next = NULL;
     sqlite3_stmt **grown;
+    /* Only a value written around anonauth_config() can hold one. */
+    if (aa_sql_next_is_pragma(tail, (int)strlen(tail))) {
+      rc = aa_err(c, SQLITE_ERROR, AA_E_PURGE_FAILED,
+                  "purge.user_sql is not run: statement %d is a PRAGMA or EXPLAIN; set it "
+                  "again with anonauth_config()",
+                  a->n + 1);
+      break;
+    }
     rc = sqlite3_prepare_v2(c->db, tail, -1, &st, &next);
     if (rc != SQLITE_OK) {
       rc = aa_err(c, rc, AA_E_PURGE_FAILED, "purge.user_sql does not prepare: %s",
@@ -135,6 +143,8 @@ static int app_sql_prepare(aa_conn *c, app_sql *a) {
     a->st[a->n++] = st;
     tail = (char *)next;
   }
+  if (rc == SQLITE_OK)
+    rc = aa_config_check_app_sql(c, AA_CFG_PURGE_USER_SQL, copy, AA_E_PURGE_FAILED);
   sqlite3_free(copy);
   if (rc != SQLITE_OK) app_sql_free(a);
   return rc;

@@ -5,8 +5,14 @@
 ** crosses into anonauth's tables (user agents, account ids, profile JSON) is
 ** checked here first: a stored value must never be invalid UTF-8 or hold a
 ** NUL that truncates it in other languages' drivers.
+**
+** It also holds the one look at SQL text anonauth makes without SQLite's
+** parser: whether the app's stored SQL starts a PRAGMA, which must be known
+** before the text is prepared (see aa_sql_next_is_pragma).
 */
 #include "anonauth_int.h"
+
+#include <string.h>
 
 int aa_utf8_valid(const unsigned char *p, int n) {
   int i = 0;
@@ -67,4 +73,47 @@ void aa_str_append_json_string(sqlite3_str *s, const char *p, int n) {
     }
   }
   sqlite3_str_appendchar(s, 1, '"');
+}
+
+static int is_space(unsigned char ch) {
+  return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\f' || ch == '\r' || ch == '\v';
+}
+
+static int is_ident_char(unsigned char ch) {
+  return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+         ch == '_' || ch == '$' || ch >= 0x80;
+}
+
+static int keyword_at(const char *p, const char *end, const char *word) {
+  size_t n = strlen(word);
+  if ((size_t)(end - p) < n || sqlite3_strnicmp(p, word, (int)n) != 0) return 0;
+  return p + n == end || !is_ident_char((unsigned char)p[n]);
+}
+
+/*
+** SQLite applies a flag pragma (trusted_schema, foreign_keys,
+** ignore_check_constraints, writable_schema, query_only ...) while it
+** *prepares* the statement, not when it runs it: even preparing
+** `EXPLAIN PRAGMA trusted_schema = ON` switches the flag on. So SQL that
+** anonauth prepares on the app's connection without trusting it (link.merge_sql,
+** purge.user_sql) is refused when its next statement, after blanks, comments
+** and empty statements, begins with PRAGMA or EXPLAIN (which may wrap one).
+** No other statement changes anything before it runs.
+*/
+int aa_sql_next_is_pragma(const char *sql, int n) {
+  const char *p = sql, *end = sql + n;
+  while (p < end) {
+    if (is_space((unsigned char)*p) || *p == ';') {
+      p++;
+    } else if (end - p >= 2 && p[0] == '-' && p[1] == '-') {
+      while (p < end && *p != '\n') p++;
+    } else if (end - p >= 2 && p[0] == '/' && p[1] == '*') {
+      p += 2;
+      while (p < end && !(end - p >= 2 && p[0] == '*' && p[1] == '/')) p++;
+      p = p < end ? p + 2 : end;
+    } else {
+      break;
+    }
+  }
+  return keyword_at(p, end, "PRAGMA") || keyword_at(p, end, "EXPLAIN");
 }

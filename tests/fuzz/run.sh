@@ -23,12 +23,16 @@ flags="-std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -DSQLITE_CORE -Wall 
 declare -A sources=(
   [siteverify]="src/siteverify.c src/json.c src/text.c"
   [opts]="src/opts.c src/json.c src/text.c src/netaddr.c src/errors.c"
+  [token]="src/token.c"
+)
+declare -A libs=(
+  [token]="-lsodium"
 )
 
-for h in siteverify opts; do
+for h in siteverify opts token; do
   bin="$out/fuzz_$h"
   # shellcheck disable=SC2086
-  if ! clang $flags -o "$bin" "tests/fuzz/fuzz_$h.c" ${sources[$h]} -lsqlite3 \
+  if ! clang $flags -o "$bin" "tests/fuzz/fuzz_$h.c" ${sources[$h]} ${libs[$h]:-} -lsqlite3 \
        > "$out/fuzz_$h.build.log" 2>&1; then
     echo "FAIL - fuzz: fuzz_$h does not build"
     sed 's/^/    /' "$out/fuzz_$h.build.log" | head -30
