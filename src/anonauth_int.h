@@ -214,6 +214,8 @@ int aa_config_sync(aa_conn *c);
 ** without anonauth's tables reads as all defaults.
 */
 int aa_config_refresh(aa_conn *c);
+/* The URL (one config.c accepted) names a loopback host. */
+int aa_url_is_loopback(const char *url);
 int64_t aa_config_int(aa_conn *c, aa_config_key key);
 /* NULL when unset; the pointer lives until the next aa_config_sync(). */
 const char *aa_config_text(aa_conn *c, aa_config_key key);

@@ -96,7 +96,7 @@ static int env_name_ok(const char *s, int n) {
 ** cache or the environment: nothing is copied here.
 */
 static int resolve_secret(aa_conn *c, sqlite3_value *arg, const char *fn, const char **secret,
-                          int *secret_len) {
+                          int *secret_len, int *from_env) {
   const char *s = NULL;
   int n = 0;
   int from_arg = 0;
@@ -116,6 +116,7 @@ static int resolve_secret(aa_conn *c, sqlite3_value *arg, const char *fn, const 
   }
   if (n > 4 && memcmp(s, "env:", 4) == 0) {
     const char *name = s + 4;
+    *from_env = 1;
     if (!env_name_ok(name, n - 4))
       return aa_err(c, SQLITE_ERROR,
                     from_arg ? AA_E_INVALID_ARGUMENT : AA_E_CAPTCHA_MISCONFIGURED,
@@ -257,7 +258,7 @@ static int verify(aa_conn *c, int provider, const char *fn, const char *token, i
                   check *out) {
   const provider_def *p = &providers[provider];
   const char *secret = NULL, *url, *sitekey;
-  int secret_len = 0, rc, attempts = 0;
+  int secret_len = 0, from_env = 0, rc, attempts = 0;
   int64_t timeout_ms, retries, deadline;
   char idem[37];
   char why[160] = "";
@@ -271,12 +272,21 @@ static int verify(aa_conn *c, int provider, const char *fn, const char *token, i
                   "%s: cannot verify a CAPTCHA from inside another anonauth call", fn);
   rc = aa_config_refresh(c);
   if (rc != SQLITE_OK) return rc;
-  rc = resolve_secret(c, secret_arg, fn, &secret, &secret_len);
+  rc = resolve_secret(c, secret_arg, fn, &secret, &secret_len, &from_env);
   if (rc != SQLITE_OK) return rc;
-  if (local_refusal(token, token_len, token_oversized, out)) return SQLITE_OK;
-
   url = aa_config_text(c, AA_CFG_CAPTCHA_URL);
   if (url == NULL) url = p->url;
+  /* captcha.url lives in the database: a database someone else wrote could
+  ** point it at their server and name any environment variable in
+  ** captcha.secret. An environment secret therefore only ever goes to the
+  ** provider's own endpoint or to this machine. */
+  if (from_env && strcmp(url, p->url) != 0 && !aa_url_is_loopback(url))
+    return aa_err(c, SQLITE_ERROR, AA_E_CAPTCHA_MISCONFIGURED,
+                  "%s: an env: secret is sent only to %s's own endpoint or to a loopback "
+                  "address, and captcha.url names another host",
+                  fn, p->label);
+  if (local_refusal(token, token_len, token_oversized, out)) return SQLITE_OK;
+
   sitekey = p->sitekey ? aa_config_text(c, AA_CFG_CAPTCHA_SITEKEY) : NULL;
   timeout_ms = aa_config_int(c, AA_CFG_CAPTCHA_TIMEOUT_MS);
   retries = aa_config_int(c, AA_CFG_CAPTCHA_RETRIES);

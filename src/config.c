@@ -120,6 +120,32 @@ static int is_loopback_host(const char *h, int n) {
   return 0;
 }
 
+/* Where the host that starts at host ends (before limit), or NULL for an
+** unclosed IPv6 bracket. */
+static const char *host_end(const char *host, const char *limit) {
+  const char *end = host;
+  if (end < limit && *end == '[') {
+    while (end < limit && *end != ']') end++;
+    return end == limit ? NULL : end + 1;
+  }
+  while (end < limit && *end != '/' && *end != ':' && *end != '?' && *end != '#' && *end != '@')
+    end++;
+  return end;
+}
+
+int aa_url_is_loopback(const char *url) {
+  size_t n = strlen(url);
+  const char *host, *end;
+  if (n > 8 && memcmp(url, "https://", 8) == 0)
+    host = url + 8;
+  else if (n > 7 && memcmp(url, "http://", 7) == 0)
+    host = url + 7;
+  else
+    return 0;
+  end = host_end(host, url + n);
+  return end != NULL && is_loopback_host(host, (int)(end - host));
+}
+
 /* https:// anywhere, or http:// to a loopback address (tests, local proxies).
 ** No credentials in the URL: they would end up in logs. */
 static const char *url_problem(const char *s, int n) {
@@ -136,15 +162,8 @@ static const char *url_problem(const char *s, int n) {
   } else {
     return "must be an https:// URL, or http:// to a loopback address";
   }
-  end = host;
-  if (*end == '[') {
-    while (end < s + n && *end != ']') end++;
-    if (end == s + n) return "has a malformed host";
-    end++;
-  } else {
-    while (end < s + n && *end != '/' && *end != ':' && *end != '?' && *end != '#' && *end != '@')
-      end++;
-  }
+  end = host_end(host, s + n);
+  if (end == NULL) return "has a malformed host";
   if (end == host) return "has no host";
   if (memchr(s, '@', (size_t)n)) return "must not carry credentials";
   if (!https && !is_loopback_host(host, (int)(end - host)))
