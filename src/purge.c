@@ -125,7 +125,7 @@ static int app_sql_prepare(aa_conn *c, app_sql *a) {
       break;
     }
     if (st == NULL) break; /* only whitespace or comments left */
-    grown = sqlite3_realloc64(a->st, sizeof(*a->st) * (sqlite3_uint64)(a->n + 1));
+    grown = sqlite3_realloc64(a->st, sizeof(sqlite3_stmt *) * (sqlite3_uint64)(a->n + 1));
     if (grown == NULL) {
       sqlite3_finalize(st);
       rc = aa_err_nomem(c);
