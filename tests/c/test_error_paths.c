@@ -122,6 +122,56 @@ static void test_deadline(const char *path) {
   sqlite3_close(db);
 }
 
+/* One connection that calls every kind of function prepares more statements
+** than the statement cache's first table holds (64 slots, grown at half
+** full): the cache grows and rehashes what it holds, and every cached
+** statement still works after that. */
+static void test_cache_growth(const char *dir_path) {
+  static const char *const calls[] = {
+      "SELECT anonauth_config('link.on_conflict', 'merge')",
+      "SELECT account_signin('password', 'grow@example.com', 'pw') IS NOT NULL",
+      "SELECT session_valid(anon_signin())",
+      "SELECT link_account(anon_signin(), 'google', 'grow-g') IS NOT NULL",
+      "SELECT link_account(anon_signin(), 'password', 'grow@example.com', 'pw') IS NOT NULL",
+      "SELECT anon_signout(anon_signin())",
+      "SELECT session_revoke_all(session_user(anon_signin())) >= 1",
+      "SELECT anonauth_use(anon_signin()), auth_uid() IS NOT NULL, auth_is_anonymous()",
+      "SELECT count(*) >= 1 FROM anon_users",
+      "SELECT count(*) >= 1 FROM anon_sessions WHERE user_id = 1",
+      "SELECT count(*) >= 1 FROM anon_accounts",
+      "SELECT anon_purge() >= 0",
+      "SELECT user_is_anonymous(session_user(anon_signin()))",
+      NULL};
+  char err[512], path[600];
+  int all = 1;
+  sqlite3 *db;
+  snprintf(path, sizeof path, "%s.cache", dir_path);
+  harness_remove(path);
+  db = harness_open(path);
+  if (db == NULL) return;
+  sqlite3_exec(db,
+               "SELECT anonauth_config('password.opslimit', 1),"
+               "       anonauth_config('password.memlimit', 8192),"
+               "       account_signup('password', 'grow@example.com', 'pw')",
+               NULL, NULL, NULL);
+  for (int round = 0; round < 2; round++) {
+    for (int i = 0; calls[i]; i++) {
+      sqlite3_stmt *st = NULL;
+      int ok = sqlite3_prepare_v2(db, calls[i], -1, &st, NULL) == SQLITE_OK &&
+               sqlite3_step(st) == SQLITE_ROW;
+      if (!ok) {
+        snprintf(err, sizeof err, "%s", sqlite3_errmsg(db));
+        printf("# round %d: %s: %s\n", round, calls[i], err);
+        all = 0;
+      }
+      sqlite3_finalize(st);
+    }
+  }
+  CHECK(all, "one connection calls every function twice, across the statement cache's growth");
+  sqlite3_close(db);
+  harness_remove(path);
+}
+
 int main(void) {
   char path[512];
   sqlite3 *db;
@@ -139,6 +189,7 @@ int main(void) {
   test_busy(path);
   test_env_secret(path);
   test_deadline(path);
+  test_cache_growth(path);
   harness_remove(path);
   return check_done();
 }
