@@ -15,8 +15,6 @@
 
 #include <string.h>
 
-int aa_schema_version_known(void) { return AA_SCHEMA_VERSION; }
-
 /* Reads the stored version: 0 when the database has no anonauth tables. */
 static int read_version(aa_conn *c, int *version) {
   sqlite3_stmt *st = NULL;
