@@ -160,7 +160,6 @@ void aa_fn_set_clock(sqlite3_context *ctx, int argc, sqlite3_value **argv);
 */
 int aa_schema_check(aa_conn *c);
 int aa_schema_ensure(aa_conn *c);
-int aa_schema_version_known(void);
 
 /* ---------------------------------------------------------------- atomic.c */
 

@@ -152,9 +152,9 @@ typedef struct {
 ** with the code the provider itself would give. */
 static int local_refusal(const char *token, int token_len, int oversized, check *out) {
   const char *code = NULL;
-  if (oversized || token_len > AA_CAPTCHA_TOKEN_MAX) code = "invalid-input-response";
-  else if (token == NULL || token_len == 0) code = "missing-input-response";
-  else if (!printable_ascii(token, token_len)) code = "invalid-input-response";
+  int too_long = oversized || token_len > AA_CAPTCHA_TOKEN_MAX;
+  if (!too_long && (token == NULL || token_len == 0)) code = "missing-input-response";
+  else if (too_long || !printable_ascii(token, token_len)) code = "invalid-input-response";
   if (code == NULL) return 0;
   memset(out, 0, sizeof(*out));
   memcpy(out->verdict.codes[0], code, strlen(code) + 1);

@@ -182,9 +182,76 @@ static int env_name_ok(const char *s, int n) {
   return 1;
 }
 
-/* Every statement must prepare, write something, and use only the allowed
-** named parameters. Transaction control (BEGIN, COMMIT, SAVEPOINT, ATTACH)
-** counts as read-only to SQLite, so "must write" also keeps it out. */
+/*
+** The app's SQL runs inside our atomic statement, in the caller's
+** transaction: it may change rows, nothing else. Transaction control
+** (BEGIN, COMMIT, ROLLBACK, SAVEPOINT, RELEASE), ATTACH, DETACH and the
+** pragmas that only set connection state count as read-only to SQLite, so
+** "must write" keeps them out (check_sql). What writes without changing rows
+** is found in the statement's own bytecode, read through EXPLAIN: SQLite has
+** no tokenizer for extensions, and the authorizer cannot be borrowed (there
+** is no way to read back and restore one the app installed). Refused:
+**   - a conflict that would roll back the caller's whole transaction:
+**     OR ROLLBACK (Halt/HaltIfNull with OE_Rollback), also from a trigger
+**     that exists now (EXPLAIN lists trigger programs too). A trigger added
+**     later is caught when it fires: the call fails with merge_failed or
+**     purge_failed and says the transaction was rolled back;
+**   - schema and file changes: CREATE/DROP/ALTER, VACUUM, ANALYZE, and
+**     writing pragmas (user_version, journal_mode, wal_checkpoint,
+**     incremental_vacuum ...).
+** OR FAIL and OR ABORT end only their statement; the atomic call around the
+** app's SQL undoes their writes, so they are allowed.
+*/
+#define OE_ROLLBACK 1 /* SQLite's OE_Rollback, the P2 of Halt and HaltIfNull */
+
+static const char *const not_row_changes[] = {
+    "Vacuum",     "SetCookie",    "JournalMode", "Checkpoint",  "IncrVacuum",
+    "ParseSchema", "CreateBtree", "Destroy",     "DropTable",   "DropIndex",
+    "DropTrigger", "LoadAnalysis", "VCreate",    "VDestroy",    "Expire",
+    "RenameTable", NULL};
+
+/* NULL when st only changes rows; otherwise why not. */
+static const char *bytecode_problem(aa_conn *c, sqlite3_stmt *st, int *rc_out) {
+  /* The text of one statement that already prepared on its own: with
+  ** EXPLAIN before it, it is still exactly that one statement. */
+  char *sql = sqlite3_mprintf("EXPLAIN %s", sqlite3_sql(st));
+  sqlite3_stmt *ex = NULL;
+  const char *why = NULL;
+  int rc;
+  *rc_out = SQLITE_OK;
+  if (sql == NULL) {
+    *rc_out = SQLITE_NOMEM;
+    return NULL;
+  }
+  rc = sqlite3_prepare_v2(c->db, sql, -1, &ex, NULL);
+  sqlite3_free(sql);
+  if (rc != SQLITE_OK || ex == NULL) {
+    sqlite3_finalize(ex);
+    return "cannot be explained";
+  }
+  while (why == NULL && (rc = sqlite3_step(ex)) == SQLITE_ROW) {
+    const char *op = (const char *)sqlite3_column_text(ex, 1);
+    if (op == NULL) continue;
+    if ((strcmp(op, "Halt") == 0 || strcmp(op, "HaltIfNull") == 0) &&
+        sqlite3_column_int(ex, 3) == OE_ROLLBACK)
+      why = "would roll back the caller's whole transaction on a conflict (OR ROLLBACK, or "
+            "RAISE(ROLLBACK) in a trigger it fires); use OR ABORT, the default";
+    for (int i = 0; why == NULL && not_row_changes[i]; i++) {
+      if (strcmp(op, not_row_changes[i]) == 0)
+        why = "changes the schema, a setting or the file, not rows (CREATE, DROP, ALTER, "
+              "VACUUM, ANALYZE, PRAGMA are not allowed)";
+    }
+  }
+  if (why == NULL && rc != SQLITE_DONE) {
+    *rc_out = rc;
+    why = "cannot be explained";
+  }
+  sqlite3_finalize(ex);
+  return why;
+}
+
+/* Every statement must prepare, write something, change only rows, and use
+** only the allowed named parameters. */
 static int check_sql(aa_conn *c, const key_def *k, const char *sql, int n) {
   const char *tail = sql;
   const char *end = sql + n;
@@ -210,6 +277,16 @@ static int check_sql(aa_conn *c, const key_def *k, const char *sql, int n) {
                     "%s: statement %d does not write (only INSERT, UPDATE, "
                     "DELETE and the like are allowed)",
                     k->name, statements);
+    }
+    {
+      int xrc;
+      const char *why = bytecode_problem(c, st, &xrc);
+      if (why != NULL || xrc != SQLITE_OK) {
+        sqlite3_finalize(st);
+        if (xrc == SQLITE_NOMEM) return aa_err_nomem(c);
+        return aa_err(c, SQLITE_ERROR, AA_E_INVALID_ARGUMENT, "%s: statement %d %s", k->name,
+                      statements, why);
+      }
     }
     for (int p = 1; p <= sqlite3_bind_parameter_count(st); p++) {
       const char *pname = sqlite3_bind_parameter_name(st, p);

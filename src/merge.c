@@ -117,11 +117,12 @@ static int prepare_all(aa_conn *c, const char *sql, struct aa_merge_cache **out)
 static int run_merge_sql(aa_conn *c, int64_t from_user, int64_t to_user) {
   struct aa_merge_cache *m = NULL;
   const char *sql = aa_config_text(c, AA_CFG_LINK_MERGE_SQL);
-  int rc;
+  int rc, in_txn;
   if (sql == NULL) return SQLITE_OK; /* the app keeps no per-user rows */
   rc = prepare_all(c, sql, &m);
   if (rc != SQLITE_OK) return rc;
   if (m == NULL) return aa_err(c, SQLITE_INTERNAL, AA_E_INTERNAL, "merge statements missing");
+  in_txn = !sqlite3_get_autocommit(c->db);
   for (int i = 0; i < m->n_stmts; i++) {
     sqlite3_stmt *st = m->stmts[i].st;
     int p;
@@ -137,7 +138,14 @@ static int run_merge_sql(aa_conn *c, int64_t from_user, int64_t to_user) {
     if (rc != SQLITE_DONE) {
       char what[48];
       sqlite3_snprintf((int)sizeof(what), what, "link.merge_sql statement %d", i + 1);
-      rc = merge_failed_storage(c, rc, what);
+      if (in_txn && sqlite3_get_autocommit(c->db) && rc != SQLITE_NOMEM)
+        /* An app trigger's RAISE(ROLLBACK) (config refuses OR ROLLBACK in the
+        ** statements themselves): SQLite has ended the caller's transaction. */
+        rc = aa_err(c, rc, AA_E_MERGE_FAILED,
+                    "%s: %s; SQLite rolled back the caller's whole transaction (RAISE(ROLLBACK))",
+                    what, sqlite3_errmsg(c->db));
+      else
+        rc = merge_failed_storage(c, rc, what);
       sqlite3_reset(st);
       sqlite3_clear_bindings(st);
       return rc;

@@ -133,7 +133,7 @@ static int app_sql_prepare(aa_conn *c, app_sql *a) {
       break;
     }
     if (st == NULL) break; /* only whitespace or comments left */
-    grown = sqlite3_realloc64(a->st, sizeof(*a->st) * (sqlite3_uint64)(a->n + 1));
+    grown = sqlite3_realloc64(a->st, sizeof(sqlite3_stmt *) * (sqlite3_uint64)(a->n + 1));
     if (grown == NULL) {
       sqlite3_finalize(st);
       rc = aa_err_nomem(c);
@@ -151,6 +151,7 @@ static int app_sql_prepare(aa_conn *c, app_sql *a) {
 }
 
 static int app_sql_run(aa_conn *c, app_sql *a, int64_t user_id) {
+  int in_txn = !sqlite3_get_autocommit(c->db);
   for (int i = 0; i < a->n; i++) {
     sqlite3_stmt *st = a->st[i];
     int p = sqlite3_bind_parameter_index(st, ":user_id");
@@ -162,8 +163,11 @@ static int app_sql_run(aa_conn *c, app_sql *a, int64_t user_id) {
       /* Whatever the app's SQL ran into (an anonauth table it reached
       ** included) is reported as the purge's failure, its message kept. */
       aa_err_clear(c);
-      rc = aa_err(c, rc, AA_E_PURGE_FAILED, "purge.user_sql failed for user %lld: %s",
-                  (long long)user_id, sqlite3_errmsg(c->db));
+      rc = aa_err(c, rc, AA_E_PURGE_FAILED, "purge.user_sql failed for user %lld: %s%s",
+                  (long long)user_id, sqlite3_errmsg(c->db),
+                  in_txn && sqlite3_get_autocommit(c->db)
+                      ? "; SQLite rolled back the caller's whole transaction (RAISE(ROLLBACK))"
+                      : "");
       sqlite3_reset(st);
       return rc;
     }

@@ -15,8 +15,6 @@
 
 #include <string.h>
 
-int aa_schema_version_known(void) { return AA_SCHEMA_VERSION; }
-
 /* Reads the stored version: 0 when the database has no anonauth tables. */
 static int read_version(aa_conn *c, int *version) {
   sqlite3_stmt *st = NULL;
@@ -63,6 +61,15 @@ static int read_version(aa_conn *c, int *version) {
   return rc;
 }
 
+/* The schema is there: remember it only once it is committed. Tables that
+** this connection's open transaction created (or that are read through a
+** transaction that has written) would go with a ROLLBACK, and a cached
+** "ready" would then send every later call to missing tables; such a
+** transaction checks again on each call, which costs one read. */
+static void mark_ready(aa_conn *c) {
+  c->schema_ready = sqlite3_txn_state(c->db, "main") != SQLITE_TXN_WRITE;
+}
+
 static int too_new(aa_conn *c, int version) {
   return aa_err(c, SQLITE_ERROR, AA_E_STORAGE,
                 "this database's anonauth schema is version %d, newer than "
@@ -77,7 +84,7 @@ int aa_schema_check(aa_conn *c) {
   rc = read_version(c, &version);
   if (rc != SQLITE_OK) return rc;
   if (version == AA_SCHEMA_VERSION) {
-    c->schema_ready = 1;
+    mark_ready(c);
     return SQLITE_OK;
   }
   if (version > AA_SCHEMA_VERSION) return too_new(c, version);
@@ -135,7 +142,7 @@ int aa_schema_ensure(aa_conn *c) {
   rc = read_version(c, &version);
   if (rc != SQLITE_OK) return rc;
   if (version == AA_SCHEMA_VERSION) {
-    c->schema_ready = 1;
+    mark_ready(c);
     return SQLITE_OK;
   }
   if (version > AA_SCHEMA_VERSION) return too_new(c, version);
@@ -162,6 +169,6 @@ int aa_schema_ensure(aa_conn *c) {
       sqlite3_exec(c->db, "ROLLBACK TO anonauth_schema", NULL, NULL, NULL);
     sqlite3_exec(c->db, "RELEASE anonauth_schema", NULL, NULL, NULL);
   }
-  if (rc == SQLITE_OK) c->schema_ready = 1;
+  if (rc == SQLITE_OK) mark_ready(c);
   return rc;
 }

@@ -12,6 +12,10 @@ make -s BUILD=$cov/build SO=$cov/anonauth.so LIB=$cov/libanonauth.a \
 TEST_LABEL=cov ANONAUTH_SO="$root/$cov/anonauth" tests/sqltest.sh tests/sql/*.test > "$cov/sql.log" 2>&1
 tail -n 1 "$cov/sql.log"
 libs=$(pkg-config --libs libsodium libcurl)
+# The CAPTCHA C tests need the fake provider, as in tests/run.sh.
+. ./tests/fake_provider.sh
+trap fake_provider_stop EXIT
+fake_provider_start "$cov/provider" "$root" || echo "the fake CAPTCHA provider did not start"
 for t in tests/c/test_*.c; do
   bin="$cov/$(basename "$t" .c)"
   cc -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -O0 -g --coverage -I. -Isrc -Itests/c \
@@ -19,6 +23,7 @@ for t in tests/c/test_*.c; do
   ANONAUTH_SO="$root/$cov/anonauth" ANONAUTH_TEST_TMP="$root/$cov" "$bin" > "$cov/$(basename "$t" .c).log" 2>&1
   echo "$(basename "$t" .c): $(tail -n 1 "$cov/$(basename "$t" .c).log")"
 done
+fake_provider_stop
 # The static and shared builds instrument the same sources separately: gcov
 # reads each object directory; the report uses the shared build (what the
 # SQL suite loads) and the C tests' static build for the files they reach.
@@ -43,4 +48,8 @@ cd "$cov"
   awk -v l="$total_l" -v lc="$total_lc" -v b="$total_b" -v bt="$total_bt" \
     'BEGIN { printf "%-22s %8d %7.1f%% %10d %8.1f%%\n", "src/ total", l, 100 * lc / l, b, (b ? 100 * bt / b : 0) }'
 } | tee summary.txt
-gcov -b -o build/obj/src "$root"/src/*.c > /dev/null 2>&1 || true
+# The .gcov files (uncovered lines are marked #####): the objects name their
+# sources as src/NAME.c, relative to the repository.
+ln -sfn "$root/src" src
+gcov -b -o build/obj/src src/*.c > /dev/null 2>&1 || true
+echo "line by line: $cov/*.c.gcov (##### = never run; gcov -b branch lines)"

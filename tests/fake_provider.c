@@ -32,7 +32,8 @@
 **   canned: /garbage /html /huge /huge-chunked /padded /truncated
 **   /duplicate-success /escaped-duplicate /success-string /success-number
 **   /no-success /codes-not-array /array /empty /redirect /status400-html
-**   /status404-success /deep /nul /bad-utf8 /trailing /two-objects
+**   /status404-success /deep /nul /bad-utf8 /trailing /two-objects /odd-codes
+**   /null-fields /long-hostname /hostname-number /action-number
 **
 ** Live secrets (single-use tokens, as the real services): tokens "pass-…"
 ** pass once, then get timeout-or-duplicate (Turnstile) or
@@ -458,6 +459,25 @@ static int canned(io *fd, const char *name) {
     respond_json(fd, 200, "{\"success\":true} x");
   } else if (strcmp(name, "two-objects") == 0) {
     respond_json(fd, 200, "{\"success\":false}{\"success\":true}");
+  } else if (strcmp(name, "odd-codes") == 0) {
+    char d[1024];
+    int n = snprintf(d, sizeof d, "{\"success\":false,\"error-codes\":[\"bad code!\",\"");
+    for (int i = 0; i < 300; i++) d[n++] = 'x'; /* longer than a code may be */
+    snprintf(d + n, sizeof d - (size_t)n,
+             "\",\"c1\",\"c2\",\"c3\",\"c4\",\"c5\",\"c6\",\"c7\",\"c8\",\"c9\"]}");
+    respond_json(fd, 200, d);
+  } else if (strcmp(name, "null-fields") == 0) {
+    respond_json(fd, 200, "{\"success\":true,\"error-codes\":[],\"hostname\":null,\"action\":null}");
+  } else if (strcmp(name, "long-hostname") == 0) {
+    char d[512];
+    int n = snprintf(d, sizeof d, "{\"success\":true,\"hostname\":\"");
+    for (int i = 0; i < 300; i++) d[n++] = 'h';
+    snprintf(d + n, sizeof d - (size_t)n, ".example.com\"}");
+    respond_json(fd, 200, d);
+  } else if (strcmp(name, "hostname-number") == 0) {
+    respond_json(fd, 200, "{\"success\":true,\"hostname\":5}");
+  } else if (strcmp(name, "action-number") == 0) {
+    respond_json(fd, 200, "{\"success\":true,\"action\":5}");
   } else {
     return 0;
   }

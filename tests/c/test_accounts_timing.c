@@ -14,6 +14,7 @@
 #include <time.h>
 
 #define ROUNDS 21
+#define TRIES 4
 
 enum { WRONG_SECRET, UNKNOWN_ACCOUNT, NO_SECRET_ACCOUNT, RIGHT_SECRET, KINDS };
 static const char *const kind_names[KINDS] = {"wrong secret", "unknown account",
@@ -61,8 +62,8 @@ int main(void) {
   sqlite3 *db;
   sqlite3_stmt *st = NULL;
   static double ms[KINDS][ROUNDS];
-  double median[KINDS];
-  int expected = 0;
+  double median[KINDS], ratio[KINDS] = {0};
+  int expected = 0, try, close_enough = 0;
   const char *cost = getenv("ANONAUTH_TIMING_COST");
   int interactive = cost && strcmp(cost, "interactive") == 0;
 
@@ -89,29 +90,41 @@ int main(void) {
           "prepares the sign-in");
   (void)attempt(st, WRONG_SECRET, -1, &expected); /* warm caches and allocator */
 
-  for (int r = 0; r < ROUNDS; r++) {
+  /* Medians on a shared 2-core machine still move with other load (1 run in
+  ** 8 under three busy loops gave a ratio of 1.38). A measurement that
+  ** falls outside the bounds is taken again, up to TRIES times: an actual
+  ** difference (an unknown account skipping the hash costs ~0.01 of a
+  ** verification) fails every one of them. */
+  for (try = 1; try <= TRIES && !close_enough; try++) {
+    for (int r = 0; r < ROUNDS; r++) {
+      for (int k = 0; k < KINDS; k++) {
+        int kind = (k + r) % KINDS, ok = 0;
+        ms[kind][r] = attempt(st, kind, r, &ok);
+        expected += ok;
+      }
+    }
     for (int k = 0; k < KINDS; k++) {
-      int kind = (k + r) % KINDS, ok = 0;
-      ms[kind][r] = attempt(st, kind, r, &ok);
-      expected += ok;
+      qsort(ms[k], ROUNDS, sizeof(double), cmp_double);
+      median[k] = ms[k][ROUNDS / 2];
+      printf("# try %d: %s: median %.2f ms (min %.2f, max %.2f) over %d attempts\n", try,
+             kind_names[k], median[k], ms[k][0], ms[k][ROUNDS - 1], ROUNDS);
+    }
+    close_enough = 1;
+    for (int k = UNKNOWN_ACCOUNT; k <= NO_SECRET_ACCOUNT; k++) {
+      ratio[k] = median[k] / median[WRONG_SECRET];
+      close_enough &= ratio[k] > 0.75 && ratio[k] < 1.33;
     }
   }
   sqlite3_finalize(st);
-  CHECK(expected == ROUNDS * KINDS + 1, "every attempt ended as expected (%d of %d)", expected,
-        ROUNDS * KINDS + 1);
-
-  for (int k = 0; k < KINDS; k++) {
-    qsort(ms[k], ROUNDS, sizeof(double), cmp_double);
-    median[k] = ms[k][ROUNDS / 2];
-    printf("# %s: median %.2f ms (min %.2f, max %.2f) over %d attempts\n", kind_names[k],
-           median[k], ms[k][0], ms[k][ROUNDS - 1], ROUNDS);
-  }
+  try--;
+  CHECK(expected == try * ROUNDS * KINDS + 1, "every attempt ended as expected (%d of %d)",
+        expected, try * ROUNDS * KINDS + 1);
   CHECK(median[WRONG_SECRET] > 1.0, "a verification costs real work (%.2f ms)",
         median[WRONG_SECRET]);
   for (int k = UNKNOWN_ACCOUNT; k <= NO_SECRET_ACCOUNT; k++) {
-    double ratio = median[k] / median[WRONG_SECRET];
-    CHECK(ratio > 0.75 && ratio < 1.33,
-          "%s takes about as long as a wrong secret (ratio %.2f)", kind_names[k], ratio);
+    CHECK(ratio[k] > 0.75 && ratio[k] < 1.33,
+          "%s takes about as long as a wrong secret (ratio %.2f, measurement %d of at most %d)",
+          kind_names[k], ratio[k], try, TRIES);
   }
   CHECK(sqlite3_close(db) == SQLITE_OK, "closes");
   harness_remove(path);
