@@ -666,13 +666,30 @@ static int rotate(aa_conn *c, const aa_session *old, const aa_opts *client, int6
   return rc;
 }
 
+/* What attaching and re-linking end with: the user becomes a normal user,
+** the presented session is replaced, and the link is audited. */
+static int convert_rotate_audit(aa_conn *c, link_call *l, const aa_session *s,
+                                const aa_opts *client, const char *ip, int again) {
+  int64_t session_id = 0;
+  int converted = 0;
+  char extra[64];
+  int rc = convert_user(c, s->user_id, &converted);
+  if (rc == SQLITE_OK) rc = rotate(c, s, client, s->user_id, &l->token, &session_id);
+  if (rc != SQLITE_OK) return rc;
+  l->new_session = session_id;
+  l->new_user = s->user_id;
+  sqlite3_snprintf((int)sizeof(extra), extra, "\"converted\":%s%s",
+                   converted ? "true" : "false", again ? ",\"again\":true" : "");
+  return audit_account(c, "link", s->user_id, session_id, ip, l->a, 1, extra);
+}
+
 static int link_body(aa_conn *c, void *arg) {
   link_call *l = arg;
   aa_session s;
   account_row now;
   aa_opts client;
   int64_t session_id = 0, to_user;
-  int found, same, proceed, converted = 0;
+  int found, same, proceed;
   char extra[96];
   const char *ip;
   int rc = aa_config_sync(c);
@@ -698,30 +715,15 @@ static int link_body(aa_conn *c, void *arg) {
 
     case PLAN_ATTACH:
       rc = insert_account(c, s.user_id, l->a, l->a->secret ? l->hash : NULL);
-      if (rc == SQLITE_OK) rc = convert_user(c, s.user_id, &converted);
-      if (rc == SQLITE_OK) rc = rotate(c, &s, &client, s.user_id, &l->token, &session_id);
-      l->new_session = session_id;
-      l->new_user = s.user_id;
-      sqlite3_snprintf((int)sizeof(extra), extra, "\"converted\":%s",
-                       converted ? "true" : "false");
-      if (rc == SQLITE_OK)
-        rc = audit_account(c, "link", s.user_id, session_id, ip, l->a, 1, extra);
-      return rc;
+      if (rc != SQLITE_OK) return rc;
+      return convert_rotate_audit(c, l, &s, &client, ip, 0);
 
     case PLAN_RELINK:
       /* Linking again takes what signing in takes: the same credential. */
       rc = settle_credential(c, l->a, &l->seen, l->limited, l->matches, ip, "link_account",
                              &proceed);
       if (rc != SQLITE_OK || !proceed) return rc;
-      rc = convert_user(c, s.user_id, &converted);
-      if (rc == SQLITE_OK) rc = rotate(c, &s, &client, s.user_id, &l->token, &session_id);
-      l->new_session = session_id;
-      l->new_user = s.user_id;
-      sqlite3_snprintf((int)sizeof(extra), extra, "\"converted\":%s,\"again\":true",
-                       converted ? "true" : "false");
-      if (rc == SQLITE_OK)
-        rc = audit_account(c, "link", s.user_id, session_id, ip, l->a, 1, extra);
-      return rc;
+      return convert_rotate_audit(c, l, &s, &client, ip, 1);
 
     case PLAN_MERGE:
       rc = settle_credential(c, l->a, &l->seen, l->limited, l->matches, ip, "link_account",
