@@ -134,7 +134,9 @@ static void test_lock_not_held(const char *path) {
   CHECK(log_size() > before, "the child's verification reached the provider");
   CHECK(wrote, "another process writes while a verification is in flight (%s)", err);
   CHECK(still_running, "the verification was still waiting for the provider then");
-  CHECK(took < 500, "without waiting for a lock (%lld ms)", took);
+  /* busy_timeout 0 is the proof that nothing waited for a lock; the time
+  ** is only reported (no timing is asserted in make test). */
+  printf("#   the other process's two writes took %lld ms\n", took);
   waitpid(pid, &status, 0);
   CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "and the slow sign-in then succeeded");
   CHECK(harness_int(db, "SELECT count(*) FROM anonauth_users") == 1, "one user");
