@@ -410,6 +410,15 @@ static int changed_meanwhile(aa_conn *c, int *changed) {
                 "the account kept changing while this call ran; try again");
 }
 
+/* A body that found the account changed since the unlocked read wrote
+** nothing: the caller reads again and retries, a few times. */
+static int start_over(aa_conn *c, int rc, int changed, int attempt, aa_token *t) {
+  if (rc == SQLITE_OK || !changed || attempt >= TRIES) return 0;
+  aa_token_wipe(t);
+  aa_err_clear(c);
+  return 1;
+}
+
 /* The SQL result of a call whose body returned rc. */
 static void finish(sqlite3_context *ctx, aa_conn *c, int rc, aa_token *t) {
   if (rc == SQLITE_OK && c->err_set) rc = c->err_rc; /* recorded after commit */
@@ -592,13 +601,8 @@ void aa_fn_account_signin(sqlite3_context *ctx, int argc, sqlite3_value **argv) 
     if (rc == SQLITE_OK) rc = aa_atomic(c, signin_body, &call);
     row_free(&call.seen);
     aa_password_wipe(call.rehash);
-    if (rc != SQLITE_OK && call.changed && attempt < TRIES) {
-      aa_token_wipe(&call.token);
-      aa_err_clear(c);
-      rc = SQLITE_OK;
-      continue;
-    }
-    break;
+    if (!start_over(c, rc, call.changed, attempt, &call.token)) break;
+    rc = SQLITE_OK;
   }
   /* Only after a commit that signed in (a refused credential commits too,
   ** with its error recorded for after the commit). */
@@ -790,13 +794,8 @@ void aa_fn_link_account(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     if (rc == SQLITE_OK) rc = aa_atomic(c, link_body, &call);
     row_free(&call.seen);
     aa_password_wipe(call.hash);
-    if (rc != SQLITE_OK && call.changed && attempt < TRIES) {
-      aa_token_wipe(&call.token);
-      aa_err_clear(c);
-      rc = SQLITE_OK;
-      continue;
-    }
-    break;
+    if (!start_over(c, rc, call.changed, attempt, &call.token)) break;
+    rc = SQLITE_OK;
   }
   if (rc == SQLITE_OK && !c->err_set) {
     /* After the commit, so a call that failed leaves the context alone (a
