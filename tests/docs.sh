@@ -72,8 +72,10 @@ pages = ["README.md"] + docs
 src = read("anonauth.c")
 block = re.search(r"functions\[\]\s*=\s*\{(.*?)\n\};", src, re.S)
 registered = []  # (name, arity) in order
-for m in re.finditer(r'\{\s*"([a-z_0-9]+)"\s*,\s*(\d+)\s*,', block.group(1) if block else ""):
+flags = {}       # name -> set of flag macros used
+for m in re.finditer(r'\{\s*"([a-z_0-9]+)"\s*,\s*(\d+)\s*,\s*(\w+)', block.group(1) if block else ""):
     registered.append((m.group(1), int(m.group(2))))
+    flags.setdefault(m.group(1), set()).add(m.group(3))
 fn_order = []
 arities = {}
 for name, n in registered:
@@ -121,6 +123,19 @@ for name, line, n in entries:
         bad.append(f"reference.md:{n}: {name} shows arities {sorted(shown)}, "
                    f"registered {sorted(arities[name])}")
 report(not bad, "every ### entry of a function shows each registered arity, and only those", bad)
+# The summary table's flags column says what the registration says.
+words = {"DIRECT": "direct-only", "INNOCUOUS": "innocuous", "PURE": "innocuous, deterministic"}
+bad = []
+summary = {}
+for line in ref.split("\n"):
+    m = re.match(r"^\|\s*\[`([a-z_]+)\(.*\|\s*([^|]+?)\s*\|\s*$", line)
+    if m:
+        summary[m.group(1)] = m.group(2)
+for name in fn_order:
+    want = ", ".join(sorted({words.get(f, f) for f in flags[name]}))
+    if summary.get(name) != want:
+        bad.append(f"{name}: the summary table says {summary.get(name)!r}, anonauth.c says {want!r}")
+report(not bad, "docs/reference.md's summary table gives every function the flags it is registered with", bad)
 dup = sorted({x for x in names if names.count(x) > 1})
 report(not dup, "no function or table has two entries in docs/reference.md",
        [f"twice: {x}" for x in dup])
