@@ -142,7 +142,7 @@ report(not dup, "no function or table has two entries in docs/reference.md",
 
 # ---- 2. configuration keys --------------------------------------------------
 cfg = all_c  # keys[] lives in src/config.c today; found wherever it moves
-kblock = re.search(r"keys\[[A-Z_]*\]\s*=\s*\{(.*?)\n\};", cfg, re.S)
+kblock = re.search(r"\bkeys\[[A-Z_]*\]\s*=\s*\{(.*?)\n\};", cfg, re.S)
 keys = re.findall(r'=\s*\{\s*"([a-z_.]+)"', kblock.group(1) if kblock else "")
 documented = table_first_cells(read("docs/configuration.md"), "## All keys")
 report(len(keys) > 0, f"found {len(keys)} configuration keys in src/config.c")
