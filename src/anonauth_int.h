@@ -64,12 +64,26 @@ int aa_err_nomem(aa_conn *c);
 void aa_err_clear(aa_conn *c);
 /* Reports the recorded error (or a generic one for rc) as the SQL result. */
 void aa_result_error(sqlite3_context *ctx, aa_conn *c, int rc);
-/* Reports an error after the call's writes were committed (see atomic.c). */
+/* Turns the recorded error (or a generic one for rc) into a virtual table's
+** message in *errmsg (freed first); returns the result code for the method. */
+int aa_vtab_error(aa_conn *c, int rc, char **errmsg);
+/* Records an error to report after the call's writes were committed (see
+** atomic.c): the call's body still returns SQLITE_OK, so its writes stay. */
 int aa_err_after_commit(aa_conn *c, aa_errcode code, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 3, 4)))
 #endif
     ;
+/* The result code of an error aa_err_after_commit() recorded in this call;
+** SQLITE_OK when there is none. */
+int aa_err_deferred(const aa_conn *c);
+/* The result code of the error recorded in this call (SQLITE_OK when none),
+** and its code in *code when code is not NULL. */
+int aa_err_recorded(const aa_conn *c, aa_errcode *code);
+/* Re-records the error recorded for rc under `code` as "<before><detail>
+** <after>" (an out-of-memory error is kept as it is); returns its result code. */
+int aa_err_reframe(aa_conn *c, int rc, aa_errcode code, const char *before,
+                   const char *after);
 
 /* ------------------------------------------------------------------ conn.c */
 
@@ -96,12 +110,14 @@ struct aa_conn {
   /* configuration cache (config.c) */
   struct aa_config_cache *config;
 
-  /* error slot (errors.c) */
-  int err_rc;
-  aa_errcode err_code;
-  int err_set;
-  int err_after_commit;
-  char err_detail[512];
+  /* error slot: read and written only by errors.c (use aa_err_*()) */
+  struct aa_err_slot {
+    int set;
+    int rc;
+    aa_errcode code;
+    int after_commit; /* recorded by aa_err_after_commit() */
+    char detail[512];
+  } err;
 
   /* atomic call in progress (atomic.c) */
   int in_atomic;

@@ -322,16 +322,14 @@ static int check_sql(aa_conn *c, const key_def *k, const char *sql, int n) {
 ** broke kept in the message.
 */
 int aa_config_check_app_sql(aa_conn *c, aa_config_key key, const char *sql, aa_errcode code) {
-  char why[sizeof(c->err_detail)];
+  char before[96];
   int rc;
   if (keys[key].kind != K_SQL)
     return aa_err(c, SQLITE_INTERNAL, AA_E_INTERNAL, "%s holds no SQL", keys[key].name);
   rc = check_sql(c, &keys[key], sql, (int)strlen(sql));
-  if (rc == SQLITE_OK || c->err_rc == SQLITE_NOMEM) return rc;
-  sqlite3_snprintf((int)sizeof(why), why, "%s", c->err_detail);
-  aa_err_clear(c);
-  return aa_err(c, SQLITE_ERROR, code, "%s is not run: %s; set it again with anonauth_config()",
-                keys[key].name, why);
+  if (rc == SQLITE_OK) return rc;
+  sqlite3_snprintf((int)sizeof(before), before, "%s is not run: ", keys[key].name);
+  return aa_err_reframe(c, rc, code, before, "; set it again with anonauth_config()");
 }
 
 /*
