@@ -385,8 +385,23 @@ void aa_fn_session_user(sqlite3_context *ctx, int argc, sqlite3_value **argv);
 void aa_fn_anon_signout(sqlite3_context *ctx, int argc, sqlite3_value **argv);
 void aa_fn_session_revoke_all(sqlite3_context *ctx, int argc,
                               sqlite3_value **argv);
-/* The validity rule of aa_session_lookup() for a row read some other way
-** (the anon_sessions table's status column). Call after aa_config_sync(). */
+/*
+** "A session is live": it is not revoked and the clock is before each of
+** expires_at (fixed at creation), created_at + session.max_age and
+** last_seen_at + session.idle_timeout. This is the one definition, for SQL
+** and C alike: AA_SESSION_UNEXPIRED_SQL writes the three deadlines with the
+** comparison `cmp` against instant t (s is the table alias with its dot, or
+** ""; t, max_age and idle are SQL expressions, usually parameters), and
+** aa_session_is_live() evaluates the same terms with cmp ">".
+** tests/sql/session-liveness.test holds every user to the same instant.
+*/
+#define AA_SESSION_UNEXPIRED_SQL(s, cmp, t, max_age, idle)                   \
+  "(" s "expires_at " cmp " " t " AND " s "created_at + " max_age " " cmp " " \
+  t " AND " s "last_seen_at + " idle " " cmp " " t ")"
+#define AA_SESSION_LIVE_SQL(s, now, max_age, idle) \
+  "(" s "revoked_at IS NULL AND " AA_SESSION_UNEXPIRED_SQL(s, ">", now, max_age, idle) ")"
+/* The rule above for a row read some other way (the anon_sessions table's
+** status column). Call after aa_config_sync(). */
 int aa_session_is_live(aa_conn *c, const aa_session *s, int revoked, int64_t now);
 
 /* ------------------------------------------------------------------ anon.c */
