@@ -8,10 +8,14 @@
 #   make cluster    build/cluster/anonauth-node: a dqlite node with anonauth
 #   make cluster-demo  a 3-node cluster on 127.0.0.1, a leader kill, the walkthrough
 #   make fuzz       the libFuzzer harnesses, FUZZ_SECONDS (default 120) each
-#   make install    PREFIX=/usr/local
+#   make install    anonauth.so, libanonauth.a, anonauth.h, anonauth.pc; PREFIX=/usr/local,
+#                   LIBDIR, INCLUDEDIR, PKGCONFIGDIR, DESTDIR (make uninstall too)
 #   make clean
 
 PREFIX   ?= /usr/local
+LIBDIR   ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 CC       ?= cc
 SQLITE3  ?= sqlite3
 
@@ -39,13 +43,18 @@ STATIC_OBJ := $(patsubst %.c,$(BUILD)/static/%.o,$(SRC))
 # Debian packages: the build's, then the tests'.
 DEB_BUILD := gcc make pkg-config sqlite3 libsqlite3-dev libsodium-dev \
              libcurl4-openssl-dev libjsmn-dev
-DEB_TEST  := clang libclang-rt-14-dev valgrind python3 cppcheck clang-tidy libssl-dev
+DEB_TEST  := clang libclang-rt-14-dev valgrind python3 cppcheck clang-tidy libssl-dev \
+             $(DEB_CURL_STATIC)
+# What `pkg-config --static --libs libcurl` names on Debian (libcurl's
+# Libs.private): the install test links through anonauth.pc that way.
+DEB_CURL_STATIC := libnghttp2-dev librtmp-dev libssh2-1-dev libpsl-dev libkrb5-dev \
+             libldap-dev libzstd-dev libbrotli-dev libidn2-dev
 DEB_PACKAGES ?= $(DEB_BUILD) $(DEB_TEST)
 # Only for the cluster targets (and the cluster step of tests/run.sh):
 # libdqlite 1.11 with libraft, and go-dqlite's `dqlite` shell.
 DEB_CLUSTER := libdqlite-dev libraft-dev go-dqlite
 
-.PHONY: all static deps demo test stress bench lint coverage fuzz install uninstall clean \
+.PHONY: all static deps demo test stress bench lint coverage fuzz install uninstall clean FORCE \
         cluster cluster-deps cluster-demo
 
 all: $(SO)
@@ -161,16 +170,29 @@ fuzz: deps
 	@$(MAKE) --no-print-directory build/schema_sql.h
 	@bash tests/fuzz/run.sh $(FUZZ_SECONDS)
 
-install: anonauth.so libanonauth.a
-	install -d $(DESTDIR)$(PREFIX)/lib
-	install -m 0755 anonauth.so $(DESTDIR)$(PREFIX)/lib/anonauth.so
-	install -m 0644 libanonauth.a $(DESTDIR)$(PREFIX)/lib/libanonauth.a
-	install -d $(DESTDIR)$(PREFIX)/include
-	install -m 0644 anonauth.h $(DESTDIR)$(PREFIX)/include/anonauth.h
+# anonauth.pc from anonauth.pc.in: the version is anonauth.h's, and a libdir
+# or includedir under PREFIX is written relative to ${prefix}, so that
+# `pkg-config --define-variable=prefix=...` can move the whole tree.
+VERSION := $(shell sed -n 's/^\#define ANONAUTH_VERSION *"\(.*\)"/\1/p' anonauth.h)
+pc_dir   = $(patsubst $(PREFIX)%,$${prefix}%,$(1))
+build/anonauth.pc: anonauth.pc.in anonauth.h Makefile FORCE
+	@mkdir -p build
+	@sed -e 's|@prefix@|$(PREFIX)|' -e 's|@libdir@|$(call pc_dir,$(LIBDIR))|' \
+	  -e 's|@includedir@|$(call pc_dir,$(INCLUDEDIR))|' -e 's|@version@|$(VERSION)|' \
+	  anonauth.pc.in > $@.tmp && mv $@.tmp $@
+
+install: $(SO) $(LIB) build/anonauth.pc
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR)
+	install -m 0755 $(SO) $(DESTDIR)$(LIBDIR)/anonauth.so
+	install -m 0644 $(LIB) $(DESTDIR)$(LIBDIR)/libanonauth.a
+	install -m 0644 anonauth.h $(DESTDIR)$(INCLUDEDIR)/anonauth.h
+	install -m 0644 build/anonauth.pc $(DESTDIR)$(PKGCONFIGDIR)/anonauth.pc
 
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/lib/anonauth.so $(DESTDIR)$(PREFIX)/lib/libanonauth.a \
-	      $(DESTDIR)$(PREFIX)/include/anonauth.h
+	rm -f $(DESTDIR)$(LIBDIR)/anonauth.so $(DESTDIR)$(LIBDIR)/libanonauth.a \
+	      $(DESTDIR)$(INCLUDEDIR)/anonauth.h $(DESTDIR)$(PKGCONFIGDIR)/anonauth.pc
+
+FORCE:
 
 clean:
 	rm -rf build anonauth.so libanonauth.a

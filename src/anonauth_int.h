@@ -16,8 +16,6 @@ SQLITE_EXTENSION_INIT3
 #include <stddef.h>
 #include <stdint.h>
 
-#define ANONAUTH_VERSION "0.1.0"
-
 /* Token text: a fixed prefix, then 32 random bytes in URL-safe base64. */
 #define AA_TOKEN_PREFIX     "anonauth_sess_"
 #define AA_TOKEN_PREFIX_LEN (sizeof(AA_TOKEN_PREFIX) - 1)

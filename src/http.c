@@ -25,6 +25,8 @@
 */
 #include "anonauth_int.h"
 
+#include "../anonauth.h" /* ANONAUTH_VERSION, for the User-Agent */
+
 #include <curl/curl.h>
 #include <pthread.h>
 #include <sodium.h>
