@@ -5,6 +5,7 @@
 #   make deps       install missing Debian packages (apt-get)
 #   make demo       deps + build + the walkthrough in sql/demo.sql
 #   make test       deps + build + the whole suite (ASan/UBSan, valgrind, fuzz smoke)
+#   make test-sql   only the SQL cases;  make test-c  only the C programs
 #   make cluster    build/cluster/anonauth-node: a dqlite node with anonauth
 #   make cluster-demo  a 3-node cluster on 127.0.0.1, a leader kill, the walkthrough
 #   make fuzz       the libFuzzer harnesses, FUZZ_SECONDS (default 120) each
@@ -27,6 +28,12 @@ WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototy
 BASE_CFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L $(WARN) -Ibuild -Isrc $(PKG_CFLAGS)
 CFLAGS   ?= -O2
 LIBS      = $(PKG_LIBS) -lpthread
+
+# The C test programs (tests/c): how tests/run.sh (make print-test-cflags,
+# make print-test-libs) and make stress compile them, defined only here.
+TEST_CC     ?= cc
+TEST_CFLAGS  = -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(WARN) -I. -Isrc -Itests/c
+TEST_LIBS    = -lsqlite3 $(PKG_LIBS) -lpthread
 
 # BUILD and the output names can be overridden: tests/run.sh builds
 # sanitizer and clang variants side by side with the normal build.
@@ -54,7 +61,8 @@ DEB_PACKAGES ?= $(DEB_BUILD) $(DEB_TEST)
 # libdqlite 1.11 with libraft, and go-dqlite's `dqlite` shell.
 DEB_CLUSTER := libdqlite-dev libraft-dev go-dqlite
 
-.PHONY: all static deps demo test stress bench lint coverage fuzz install uninstall clean FORCE \
+.PHONY: all static deps demo test test-sql test-c print-test-cflags print-test-libs stress bench lint \
+        coverage fuzz install uninstall clean FORCE \
         cluster cluster-deps cluster-demo
 
 all: $(SO)
@@ -106,14 +114,28 @@ test: deps
 	@$(MAKE) --no-print-directory all static
 	@sh tests/run.sh
 
+# One part of the suite, each ending with its "N passed, N failed" line:
+# the SQL cases in the sqlite3 shell, or the C programs (no sanitizers).
+test-sql: deps
+	@$(MAKE) --no-print-directory all
+	@tests/sqltest.sh tests/sql/*.test
+
+test-c: deps
+	@$(MAKE) --no-print-directory all static
+	@sh tests/run.sh c
+
+print-test-cflags:
+	@echo '$(TEST_CFLAGS)'
+print-test-libs:
+	@echo '$(TEST_LIBS)'
+
 # The long versions of the crash and concurrency tests (make test runs short
 # ones): 300 SIGKILL rounds, and 8 processes mixing every operation for 30 s.
 stress: deps
 	@$(MAKE) --no-print-directory all static
 	@mkdir -p build/stress
 	@for t in crash mixed_load; do \
-	  cc -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(WARN) -O2 -I. -Isrc -Itests/c \
-	    -o build/stress/test_$$t tests/c/test_$$t.c libanonauth.a -lsqlite3 $(PKG_LIBS) -lpthread \
+	  $(TEST_CC) $(TEST_CFLAGS) -O2 -o build/stress/test_$$t tests/c/test_$$t.c $(LIB) $(TEST_LIBS) \
 	  || exit 1; done
 	CRASH_ROUNDS=300 ANONAUTH_SO=$(CURDIR)/anonauth ANONAUTH_TEST_TMP=$(CURDIR)/build/stress \
 	  build/stress/test_crash

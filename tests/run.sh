@@ -15,7 +15,9 @@
 #
 # Prints "N passed, N failed" last and exits non-zero on any failure.
 # QUICK=1 skips the sanitizer and valgrind passes (for editing loops).
+# `tests/run.sh c` (make test-c) runs only step 3, without the sanitizers.
 set -u
+only=${1:-}
 cd "$(dirname "$0")/.."
 root=$(pwd)
 out=build/test
@@ -60,7 +62,9 @@ check() {
   fi
 }
 
-sodium_libs=$(pkg-config --libs libsodium libcurl)
+# The compiler flags and libraries of the C programs are the Makefile's.
+test_cflags=$(make -s --no-print-directory print-test-cflags)
+test_libs=$(make -s --no-print-directory print-test-libs)
 
 # Compiles tests/c/test_*.c into $1 with extra flags $2 and the static
 # library $3, then runs each with the extension path $4.
@@ -70,8 +74,8 @@ c_suite() {
   for t in tests/c/test_*.c; do
     [ -e "$t" ] || continue
     local bin="$dir/$(basename "$t" .c)"
-    if ! cc -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Wall -Wextra -Werror \
-         -I. -Isrc -Itests/c $flags -o "$bin" "$t" "$lib" -lsqlite3 $sodium_libs -lpthread \
+    # shellcheck disable=SC2086
+    if ! cc $test_cflags $flags -o "$bin" "$t" "$lib" $test_libs \
          > "$dir/$(basename "$t" .c).build.log" 2>&1; then
       echo "FAIL - $label: $t does not build" | tee -a "$log"
       cat "$dir/$(basename "$t" .c).build.log" | tee -a "$log"
@@ -82,6 +86,16 @@ c_suite() {
       ANONAUTH_TEST_TMP="$root/$dir" "$bin"
   done
 }
+
+if [ "$only" = c ]; then
+  . ./tests/fake_provider.sh
+  trap fake_provider_stop EXIT
+  check "the fake CAPTCHA provider starts" fake_provider_start "$out/provider" "$root"
+  c_suite build/test/c "" libanonauth.a "$root/anonauth" c
+  echo "$passed passed, $failed failed"
+  [ "$failed" -eq 0 ]
+  exit
+fi
 
 echo "== build" | tee -a "$log"
 check "builds with gcc, -Wall -Wextra -Werror" make -s all static
