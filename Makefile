@@ -5,13 +5,18 @@
 #   make deps       install missing Debian packages (apt-get)
 #   make demo       deps + build + the walkthrough in sql/demo.sql
 #   make test       deps + build + the whole suite (ASan/UBSan, valgrind, fuzz smoke)
+#   make test-sql   only the SQL cases;  make test-c  only the C programs
 #   make cluster    build/cluster/anonauth-node: a dqlite node with anonauth
 #   make cluster-demo  a 3-node cluster on 127.0.0.1, a leader kill, the walkthrough
 #   make fuzz       the libFuzzer harnesses, FUZZ_SECONDS (default 120) each
-#   make install    PREFIX=/usr/local
+#   make install    anonauth.so, libanonauth.a, anonauth.h, anonauth.pc; PREFIX=/usr/local,
+#                   LIBDIR, INCLUDEDIR, PKGCONFIGDIR, DESTDIR (make uninstall too)
 #   make clean
 
 PREFIX   ?= /usr/local
+LIBDIR   ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 CC       ?= cc
 SQLITE3  ?= sqlite3
 
@@ -23,6 +28,12 @@ WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototy
 BASE_CFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L $(WARN) -Ibuild -Isrc $(PKG_CFLAGS)
 CFLAGS   ?= -O2
 LIBS      = $(PKG_LIBS) -lpthread
+
+# The C test programs (tests/c): how tests/run.sh (make print-test-cflags,
+# make print-test-libs) and make stress compile them, defined only here.
+TEST_CC     ?= cc
+TEST_CFLAGS  = -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(WARN) -I. -Isrc -Itests/c
+TEST_LIBS    = -lsqlite3 $(PKG_LIBS) -lpthread
 
 # BUILD and the output names can be overridden: tests/run.sh builds
 # sanitizer and clang variants side by side with the normal build.
@@ -39,13 +50,19 @@ STATIC_OBJ := $(patsubst %.c,$(BUILD)/static/%.o,$(SRC))
 # Debian packages: the build's, then the tests'.
 DEB_BUILD := gcc make pkg-config sqlite3 libsqlite3-dev libsodium-dev \
              libcurl4-openssl-dev libjsmn-dev
-DEB_TEST  := clang libclang-rt-14-dev valgrind python3 cppcheck clang-tidy libssl-dev
+DEB_TEST  := clang libclang-rt-14-dev valgrind python3 cppcheck clang-tidy libssl-dev \
+             $(DEB_CURL_STATIC)
+# What `pkg-config --static --libs libcurl` names on Debian (libcurl's
+# Libs.private): the install test links through anonauth.pc that way.
+DEB_CURL_STATIC := libnghttp2-dev librtmp-dev libssh2-1-dev libpsl-dev libkrb5-dev \
+             libldap-dev libzstd-dev libbrotli-dev libidn2-dev
 DEB_PACKAGES ?= $(DEB_BUILD) $(DEB_TEST)
 # Only for the cluster targets (and the cluster step of tests/run.sh):
 # libdqlite 1.11 with libraft, and go-dqlite's `dqlite` shell.
 DEB_CLUSTER := libdqlite-dev libraft-dev go-dqlite
 
-.PHONY: all static deps demo test stress bench lint coverage fuzz install uninstall clean \
+.PHONY: all static deps demo test test-sql test-c print-test-cflags print-test-libs stress bench lint \
+        coverage fuzz install uninstall clean FORCE \
         cluster cluster-deps cluster-demo
 
 all: $(SO)
@@ -97,14 +114,28 @@ test: deps
 	@$(MAKE) --no-print-directory all static
 	@sh tests/run.sh
 
+# One part of the suite, each ending with its "N passed, N failed" line:
+# the SQL cases in the sqlite3 shell, or the C programs (no sanitizers).
+test-sql: deps
+	@$(MAKE) --no-print-directory all
+	@tests/sqltest.sh tests/sql/*.test
+
+test-c: deps
+	@$(MAKE) --no-print-directory all static
+	@sh tests/run.sh c
+
+print-test-cflags:
+	@echo '$(TEST_CFLAGS)'
+print-test-libs:
+	@echo '$(TEST_LIBS)'
+
 # The long versions of the crash and concurrency tests (make test runs short
 # ones): 300 SIGKILL rounds, and 8 processes mixing every operation for 30 s.
 stress: deps
 	@$(MAKE) --no-print-directory all static
 	@mkdir -p build/stress
 	@for t in crash mixed_load; do \
-	  cc -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(WARN) -O2 -I. -Isrc -Itests/c \
-	    -o build/stress/test_$$t tests/c/test_$$t.c libanonauth.a -lsqlite3 $(PKG_LIBS) -lpthread \
+	  $(TEST_CC) $(TEST_CFLAGS) -O2 -o build/stress/test_$$t tests/c/test_$$t.c $(LIB) $(TEST_LIBS) \
 	  || exit 1; done
 	CRASH_ROUNDS=300 ANONAUTH_SO=$(CURDIR)/anonauth ANONAUTH_TEST_TMP=$(CURDIR)/build/stress \
 	  build/stress/test_crash
@@ -161,16 +192,29 @@ fuzz: deps
 	@$(MAKE) --no-print-directory build/schema_sql.h
 	@bash tests/fuzz/run.sh $(FUZZ_SECONDS)
 
-install: anonauth.so libanonauth.a
-	install -d $(DESTDIR)$(PREFIX)/lib
-	install -m 0755 anonauth.so $(DESTDIR)$(PREFIX)/lib/anonauth.so
-	install -m 0644 libanonauth.a $(DESTDIR)$(PREFIX)/lib/libanonauth.a
-	install -d $(DESTDIR)$(PREFIX)/include
-	install -m 0644 anonauth.h $(DESTDIR)$(PREFIX)/include/anonauth.h
+# anonauth.pc from anonauth.pc.in: the version is anonauth.h's, and a libdir
+# or includedir under PREFIX is written relative to ${prefix}, so that
+# `pkg-config --define-variable=prefix=...` can move the whole tree.
+VERSION := $(shell sed -n 's/^\#define ANONAUTH_VERSION *"\(.*\)"/\1/p' anonauth.h)
+pc_dir   = $(patsubst $(PREFIX)%,$${prefix}%,$(1))
+build/anonauth.pc: anonauth.pc.in anonauth.h Makefile FORCE
+	@mkdir -p build
+	@sed -e 's|@prefix@|$(PREFIX)|' -e 's|@libdir@|$(call pc_dir,$(LIBDIR))|' \
+	  -e 's|@includedir@|$(call pc_dir,$(INCLUDEDIR))|' -e 's|@version@|$(VERSION)|' \
+	  anonauth.pc.in > $@.tmp && mv $@.tmp $@
+
+install: $(SO) $(LIB) build/anonauth.pc
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR)
+	install -m 0755 $(SO) $(DESTDIR)$(LIBDIR)/anonauth.so
+	install -m 0644 $(LIB) $(DESTDIR)$(LIBDIR)/libanonauth.a
+	install -m 0644 anonauth.h $(DESTDIR)$(INCLUDEDIR)/anonauth.h
+	install -m 0644 build/anonauth.pc $(DESTDIR)$(PKGCONFIGDIR)/anonauth.pc
 
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/lib/anonauth.so $(DESTDIR)$(PREFIX)/lib/libanonauth.a \
-	      $(DESTDIR)$(PREFIX)/include/anonauth.h
+	rm -f $(DESTDIR)$(LIBDIR)/anonauth.so $(DESTDIR)$(LIBDIR)/libanonauth.a \
+	      $(DESTDIR)$(INCLUDEDIR)/anonauth.h $(DESTDIR)$(PKGCONFIGDIR)/anonauth.pc
+
+FORCE:
 
 clean:
 	rm -rf build anonauth.so libanonauth.a

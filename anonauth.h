@@ -1,5 +1,6 @@
 /*
-** anonauth.h — for programs that link libanonauth.a (make static).
+** anonauth.h — for programs that link libanonauth.a (make static; after
+** make install, `pkg-config --static --cflags --libs anonauth`).
 **
 ** anonauth's interface is SQL; C programs only need to register it:
 **
@@ -12,6 +13,12 @@
 #define ANONAUTH_H
 
 #include <sqlite3.h>
+
+/* The release, as anonauth_version() reports it in SQL, and as a number
+** (major * 1000000 + minor * 1000 + patch) for comparisons in C. The
+** Makefile reads ANONAUTH_VERSION from here for anonauth.pc. */
+#define ANONAUTH_VERSION        "0.1.0"
+#define ANONAUTH_VERSION_NUMBER 1000
 
 #ifdef __cplusplus
 extern "C" {

@@ -421,7 +421,7 @@ static int start_over(aa_conn *c, int rc, int changed, int attempt, aa_token *t)
 
 /* The SQL result of a call whose body returned rc. */
 static void finish(sqlite3_context *ctx, aa_conn *c, int rc, aa_token *t) {
-  if (rc == SQLITE_OK && c->err_set) rc = c->err_rc; /* recorded after commit */
+  if (rc == SQLITE_OK) rc = aa_err_deferred(c);
   if (rc != SQLITE_OK)
     aa_result_error(ctx, c, rc);
   else
@@ -606,7 +606,7 @@ void aa_fn_account_signin(sqlite3_context *ctx, int argc, sqlite3_value **argv) 
   }
   /* Only after a commit that signed in (a refused credential commits too,
   ** with its error recorded for after the commit). */
-  if (rc == SQLITE_OK && !c->err_set && call.merged_from > 0)
+  if (rc == SQLITE_OK && aa_err_deferred(c) == SQLITE_OK && call.merged_from > 0)
     aa_authctx_user_merged(c, call.merged_from, call.user_id, 0);
   aa_opts_free(&opts);
   finish(ctx, c, rc, &call.token);
@@ -797,7 +797,7 @@ void aa_fn_link_account(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     if (!start_over(c, rc, call.changed, attempt, &call.token)) break;
     rc = SQLITE_OK;
   }
-  if (rc == SQLITE_OK && !c->err_set) {
+  if (rc == SQLITE_OK && aa_err_deferred(c) == SQLITE_OK) {
     /* After the commit, so a call that failed leaves the context alone (a
     ** refused credential commits too, with its error recorded for after). */
     aa_authctx_session_replaced(c, call.sess.session_id, call.new_session, call.new_user, 0);

@@ -108,7 +108,7 @@ void aa_fn_anon_signin(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   }
   if (rc == SQLITE_OK && call.gate_passed) rc = aa_atomic(c, signin_body, &call);
   aa_opts_free(&opts);
-  if (rc == SQLITE_OK && c->err_after_commit) rc = SQLITE_ERROR; /* refused, refusal recorded */
+  if (rc == SQLITE_OK) rc = aa_err_deferred(c); /* refused, refusal recorded */
   if (rc != SQLITE_OK) {
     aa_token_wipe(&call.token);
     aa_result_error(ctx, c, rc);

@@ -6,6 +6,17 @@
 ** may call. Functions that can fail return an SQLite result code and, on
 ** failure, leave a user-facing message in the connection's error slot
 ** (see errors.c).
+**
+** Sections follow the layers, each using only those above it (errors comes
+** before conn because struct aa_conn holds the error slot):
+**   core: errors, conn, stmtcache, schema, atomic, config, appsql, clock, replicated
+**   helpers: text, json, netaddr, token, opts
+**   records: audit, ratelimit, password
+**   features: anon, sessions, accounts, merge, http, siteverify, captcha, purge, authctx
+**   virtual tables: vtab
+**     (vtab_users.c, vtab_sessions.c and vtab_accounts.c describe their
+**     tables with the aa_vtab_def of vtab.c)
+** The entry point, anonauth.c, registers the SQL functions and tables.
 */
 #ifndef ANONAUTH_INT_H
 #define ANONAUTH_INT_H
@@ -15,8 +26,6 @@ SQLITE_EXTENSION_INIT3
 
 #include <stddef.h>
 #include <stdint.h>
-
-#define ANONAUTH_VERSION "0.1.0"
 
 /* Token text: a fixed prefix, then 32 random bytes in URL-safe base64. */
 #define AA_TOKEN_PREFIX     "anonauth_sess_"
@@ -28,7 +37,9 @@ SQLITE_EXTENSION_INIT3
 
 typedef struct aa_conn aa_conn;
 
-/* ---------------------------------------------------------------- errors.c */
+/* ===== core: connection state, errors, statements, schema, settings ======= */
+
+/* ----------------------------------------------------------------- errors.c */
 
 /* The <code> part of "anonauth: <code>: <detail>". */
 typedef enum {
@@ -64,14 +75,28 @@ int aa_err_nomem(aa_conn *c);
 void aa_err_clear(aa_conn *c);
 /* Reports the recorded error (or a generic one for rc) as the SQL result. */
 void aa_result_error(sqlite3_context *ctx, aa_conn *c, int rc);
-/* Reports an error after the call's writes were committed (see atomic.c). */
+/* Turns the recorded error (or a generic one for rc) into a virtual table's
+** message in *errmsg (freed first); returns the result code for the method. */
+int aa_vtab_error(aa_conn *c, int rc, char **errmsg);
+/* Records an error to report after the call's writes were committed (see
+** atomic.c): the call's body still returns SQLITE_OK, so its writes stay. */
 int aa_err_after_commit(aa_conn *c, aa_errcode code, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 3, 4)))
 #endif
     ;
+/* The result code of an error aa_err_after_commit() recorded in this call;
+** SQLITE_OK when there is none. */
+int aa_err_deferred(const aa_conn *c);
+/* The result code of the error recorded in this call (SQLITE_OK when none),
+** and its code in *code when code is not NULL. */
+int aa_err_recorded(const aa_conn *c, aa_errcode *code);
+/* Re-records the error recorded for rc under `code` as "<before><detail>
+** <after>" (an out-of-memory error is kept as it is); returns its result code. */
+int aa_err_reframe(aa_conn *c, int rc, aa_errcode code, const char *before,
+                   const char *after);
 
-/* ------------------------------------------------------------------ conn.c */
+/* ------------------------------------------------------------------- conn.c */
 
 /* Callback type for statement-cache owners and per-connection resources. */
 typedef void (*aa_release_fn)(void *);
@@ -96,12 +121,14 @@ struct aa_conn {
   /* configuration cache (config.c) */
   struct aa_config_cache *config;
 
-  /* error slot (errors.c) */
-  int err_rc;
-  aa_errcode err_code;
-  int err_set;
-  int err_after_commit;
-  char err_detail[512];
+  /* error slot: read and written only by errors.c (use aa_err_*()) */
+  struct aa_err_slot {
+    int set;
+    int rc;
+    aa_errcode code;
+    int after_commit; /* recorded by aa_err_after_commit() */
+    char detail[512];
+  } err;
 
   /* atomic call in progress (atomic.c) */
   int in_atomic;
@@ -129,7 +156,7 @@ aa_conn *aa_conn_new(sqlite3 *db);
 void aa_conn_ref(aa_conn *c);
 void aa_conn_unref(void *c); /* xDestroy-compatible */
 
-/* ------------------------------------------------------------- stmtcache.c */
+/* -------------------------------------------------------------- stmtcache.c */
 
 /*
 ** Returns a reset, cached prepared statement for `sql`. The cache is keyed by
@@ -145,12 +172,7 @@ int aa_stmt_cache_register(sqlite3 *db, aa_conn *c);
 /* Runs a cached statement that returns no rows. */
 int aa_stmt_exec(aa_conn *c, sqlite3_stmt *st);
 
-/* ----------------------------------------------------------------- clock.c */
-
-int64_t aa_now(aa_conn *c);
-void aa_fn_set_clock(sqlite3_context *ctx, int argc, sqlite3_value **argv);
-
-/* ---------------------------------------------------------------- schema.c */
+/* ----------------------------------------------------------------- schema.c */
 
 /*
 ** aa_schema_check() tells whether the schema exists at the version this build
@@ -161,7 +183,7 @@ void aa_fn_set_clock(sqlite3_context *ctx, int argc, sqlite3_value **argv);
 int aa_schema_check(aa_conn *c);
 int aa_schema_ensure(aa_conn *c);
 
-/* ---------------------------------------------------------------- atomic.c */
+/* ----------------------------------------------------------------- atomic.c */
 
 /*
 ** Runs body(c, arg) so that all of its writes happen, or none do, whatever
@@ -174,7 +196,7 @@ void aa_fn_atomic_trampoline(sqlite3_context *ctx, int argc,
 /* True while a writing statement of the caller is running on the connection. */
 int aa_caller_is_writing(aa_conn *c);
 
-/* ---------------------------------------------------------------- config.c */
+/* ----------------------------------------------------------------- config.c */
 
 typedef enum {
   AA_CFG_SESSION_MAX_AGE,
@@ -213,32 +235,64 @@ int aa_config_sync(aa_conn *c);
 ** without anonauth's tables reads as all defaults.
 */
 int aa_config_refresh(aa_conn *c);
-/* The URL (one config.c accepted) names a loopback host. */
-int aa_url_is_loopback(const char *url);
 int64_t aa_config_int(aa_conn *c, aa_config_key key);
 /* NULL when unset; the pointer lives until the next aa_config_sync(). */
 const char *aa_config_text(aa_conn *c, aa_config_key key);
 void aa_config_cache_free(aa_conn *c);
 void aa_fn_config(sqlite3_context *ctx, int argc, sqlite3_value **argv);
-/* Before running link.merge_sql or purge.user_sql: the setter's rules again,
-** for a value that reached anonauth_config some other way; a refusal is
-** recorded with `code`. */
+/* Before running link.merge_sql or purge.user_sql: the setter's rules again
+** (aa_appsql_recheck), for a value that reached anonauth_config some other
+** way; a refusal is recorded with `code`. */
 int aa_config_check_app_sql(aa_conn *c, aa_config_key key, const char *sql, aa_errcode code);
 
-/* ----------------------------------------------------------------- token.c */
+/* ----------------------------------------------------------------- appsql.c */
 
-typedef struct {
-  char text[AA_TOKEN_TEXT_LEN + 1];
-  unsigned char hash[AA_TOKEN_HASH_BYTES];
-} aa_token;
+/*
+** The rules for the app's SQL (link.merge_sql, purge.user_sql): every
+** statement prepares, writes, changes only rows (read in its bytecode), and
+** uses only `params` (a NULL-terminated list of named parameters). _check is
+** the setter's test (invalid_argument); _recheck runs it again just before
+** the SQL runs and records a refusal with `code`.
+*/
+int aa_appsql_check(aa_conn *c, const char *name, const char *const *params,
+                    const char *sql, int n);
+int aa_appsql_recheck(aa_conn *c, const char *name, const char *const *params,
+                      const char *sql, aa_errcode code);
 
-/* Fresh random token and its hash. */
-void aa_token_new(aa_token *t);
-/* Hash of a presented token; SQLITE_OK, or SQLITE_MISMATCH if malformed. */
-int aa_token_hash_value(sqlite3_value *v, unsigned char hash[AA_TOKEN_HASH_BYTES]);
-void aa_token_wipe(aa_token *t);
+/* ------------------------------------------------------------------ clock.c */
 
-/* ------------------------------------------------------------------ json.c */
+int64_t aa_now(aa_conn *c);
+void aa_fn_set_clock(sqlite3_context *ctx, int argc, sqlite3_value **argv);
+
+/* ------------------------------------------------------------- replicated.c */
+
+/* The process-wide mode set by anonauth_set_replicated(), for new connections. */
+int aa_replicated_default(void);
+/*
+** Call before a write that would commit on its own: in replicated mode it
+** records transaction_required unless the caller has a transaction open.
+*/
+int aa_replicated_check_write(aa_conn *c);
+/* For best-effort writes: false when the write must be skipped. */
+int aa_replicated_may_write_quietly(aa_conn *c);
+void aa_fn_replicated(sqlite3_context *ctx, int argc, sqlite3_value **argv);
+
+/* ===== helpers: pure functions on values ================================== */
+
+/* ------------------------------------------------------------------- text.c */
+
+/* True when p[0..n) is valid UTF-8 without NUL bytes. */
+int aa_utf8_valid(const unsigned char *p, int n);
+/* Appends a JSON string literal for s to the sqlite3_str (for audit detail). */
+void aa_str_append_json_string(sqlite3_str *s, const char *p, int n);
+/* True when the next statement of sql[0..n) is a PRAGMA or an EXPLAIN: SQLite
+** applies flag pragmas while preparing them, so untrusted SQL must be checked
+** with this before it is prepared. */
+int aa_sql_next_is_pragma(const char *sql, int n);
+/* True when s[0..n) is printable ASCII (0x20 to 0x7e). */
+int aa_printable_ascii(const char *s, int n);
+
+/* ------------------------------------------------------------------- json.c */
 
 /* A validated JSON document: jsmn tokens over caller-owned text. */
 typedef struct {
@@ -276,18 +330,7 @@ int aa_json_is_null(const aa_json *j, int tok);
 
 enum { AA_JSON_OBJECT = 1, AA_JSON_ARRAY, AA_JSON_STRING, AA_JSON_PRIMITIVE };
 
-/* ------------------------------------------------------------------ text.c */
-
-/* True when p[0..n) is valid UTF-8 without NUL bytes. */
-int aa_utf8_valid(const unsigned char *p, int n);
-/* Appends a JSON string literal for s to the sqlite3_str (for audit detail). */
-void aa_str_append_json_string(sqlite3_str *s, const char *p, int n);
-/* True when the next statement of sql[0..n) is a PRAGMA or an EXPLAIN: SQLite
-** applies flag pragmas while preparing them, so untrusted SQL must be checked
-** with this before it is prepared. */
-int aa_sql_next_is_pragma(const char *sql, int n);
-
-/* --------------------------------------------------------------- netaddr.c */
+/* ---------------------------------------------------------------- netaddr.c */
 
 #define AA_IP_TEXT_MAX 46 /* INET6_ADDRSTRLEN */
 
@@ -299,7 +342,27 @@ int aa_sql_next_is_pragma(const char *sql, int n);
 int aa_ip_parse(const char *in, int n, char canon[AA_IP_TEXT_MAX],
                 char limit_key[AA_IP_TEXT_MAX + 4]);
 
-/* ------------------------------------------------------------------ opts.c */
+#define AA_URL_MAX 2048
+/* NULL when s[0..n) is a URL anonauth may send requests to (https://, or
+** http:// to a loopback host; no credentials); otherwise why not. */
+const char *aa_url_problem(const char *s, int n);
+/* The URL (one aa_url_problem() accepted) names a loopback host. */
+int aa_url_is_loopback(const char *url);
+
+/* ------------------------------------------------------------------ token.c */
+
+typedef struct {
+  char text[AA_TOKEN_TEXT_LEN + 1];
+  unsigned char hash[AA_TOKEN_HASH_BYTES];
+} aa_token;
+
+/* Fresh random token and its hash. */
+void aa_token_new(aa_token *t);
+/* Hash of a presented token; SQLITE_OK, or SQLITE_MISMATCH if malformed. */
+int aa_token_hash_value(sqlite3_value *v, unsigned char hash[AA_TOKEN_HASH_BYTES]);
+void aa_token_wipe(aa_token *t);
+
+/* ------------------------------------------------------------------- opts.c */
 
 #define AA_OPTS_MAX_BYTES       16384
 #define AA_USER_AGENT_MAX_BYTES 512
@@ -334,14 +397,63 @@ typedef struct {
 int aa_opts_parse(aa_conn *c, sqlite3_value *v, unsigned allowed, aa_opts *o);
 void aa_opts_free(aa_opts *o);
 
-/* ----------------------------------------------------------------- audit.c */
+/* Strict argument readers shared by the SQL functions. */
+int aa_arg_user_id(aa_conn *c, sqlite3_value *v, const char *what, int64_t *out);
+
+/* ===== records: rows anonauth keeps for itself ============================ */
+
+/* ------------------------------------------------------------------ audit.c */
 
 /* Appends an audit row in the current transaction. detail is JSON or NULL. */
 int aa_audit(aa_conn *c, const char *event, int64_t user_id, int64_t session_id,
              const char *ip, const char *detail);
 #define AA_NO_ID ((int64_t)-1)
 
-/* -------------------------------------------------------------- sessions.c */
+/* -------------------------------------------------------------- ratelimit.c */
+
+/*
+** Token bucket (kind, subject) holding up to per_hour tokens. _take consumes
+** one when there is one and sets *allowed accordingly; _available only
+** looks. per_hour <= 0 means no limit. Call inside aa_atomic().
+*/
+int aa_ratelimit_take(aa_conn *c, const char *kind, const char *subject, int64_t per_hour,
+                      int *allowed);
+int aa_ratelimit_available(aa_conn *c, const char *kind, const char *subject,
+                           int64_t per_hour, int *allowed);
+
+/* --------------------------------------------------------------- password.c */
+
+/* Room for a crypto_pwhash_str() string, NUL included. */
+#define AA_PASSWORD_HASH_MAX 128
+
+/*
+** Argon2id at the configured cost (password.opslimit / password.memlimit):
+** call aa_config_refresh() or aa_config_sync() first, and never while
+** holding the write lock. aa_password_verify() returns 1 when secret matches
+** the stored string; a stored value that is not Argon2id costs a dummy
+** verification and never matches. aa_password_verify_dummy() does the work
+** of one verification at the configured cost for a credential that cannot
+** match, so that every failure takes about the same time.
+*/
+int aa_password_hash(aa_conn *c, const char *secret, int n, char out[AA_PASSWORD_HASH_MAX]);
+int aa_password_verify(aa_conn *c, const char *hash, const char *secret, int n);
+void aa_password_verify_dummy(aa_conn *c, const char *secret, int n);
+/* True when hash was made at another cost than the configured one. */
+int aa_password_needs_rehash(aa_conn *c, const char *hash);
+void aa_password_wipe(char *hash);
+
+/* ===== features: what the SQL functions do ================================ */
+
+/* ------------------------------------------------------------------- anon.c */
+
+void aa_fn_anon_signin(sqlite3_context *ctx, int argc, sqlite3_value **argv);
+void aa_fn_user_is_anonymous(sqlite3_context *ctx, int argc,
+                             sqlite3_value **argv);
+/* Inserts a user row; the caller is inside aa_atomic(). */
+int aa_user_create(aa_conn *c, int is_anonymous, const char *profile,
+                   int64_t *user_id);
+
+/* --------------------------------------------------------------- sessions.c */
 
 typedef struct {
   int64_t session_id;
@@ -369,20 +481,43 @@ void aa_fn_session_user(sqlite3_context *ctx, int argc, sqlite3_value **argv);
 void aa_fn_anon_signout(sqlite3_context *ctx, int argc, sqlite3_value **argv);
 void aa_fn_session_revoke_all(sqlite3_context *ctx, int argc,
                               sqlite3_value **argv);
-/* The validity rule of aa_session_lookup() for a row read some other way
-** (the anon_sessions table's status column). Call after aa_config_sync(). */
+/*
+** "A session is live": it is not revoked and the clock is before each of
+** expires_at (fixed at creation), created_at + session.max_age and
+** last_seen_at + session.idle_timeout. This is the one definition, for SQL
+** and C alike: AA_SESSION_UNEXPIRED_SQL writes the three deadlines with the
+** comparison `cmp` against instant t (s is the table alias with its dot, or
+** ""; t, max_age and idle are SQL expressions, usually parameters), and
+** aa_session_is_live() evaluates the same terms with cmp ">".
+** tests/sql/session-liveness.test holds every user to the same instant.
+*/
+#define AA_SESSION_UNEXPIRED_SQL(s, cmp, t, max_age, idle)                   \
+  "(" s "expires_at " cmp " " t " AND " s "created_at + " max_age " " cmp " " \
+  t " AND " s "last_seen_at + " idle " " cmp " " t ")"
+#define AA_SESSION_LIVE_SQL(s, now, max_age, idle) \
+  "(" s "revoked_at IS NULL AND " AA_SESSION_UNEXPIRED_SQL(s, ">", now, max_age, idle) ")"
+/* The rule above for a row read some other way (the anon_sessions table's
+** status column). Call after aa_config_sync(). */
 int aa_session_is_live(aa_conn *c, const aa_session *s, int revoked, int64_t now);
 
-/* ------------------------------------------------------------------ anon.c */
+/* --------------------------------------------------------------- accounts.c */
 
-void aa_fn_anon_signin(sqlite3_context *ctx, int argc, sqlite3_value **argv);
-void aa_fn_user_is_anonymous(sqlite3_context *ctx, int argc,
-                             sqlite3_value **argv);
-/* Inserts a user row; the caller is inside aa_atomic(). */
-int aa_user_create(aa_conn *c, int is_anonymous, const char *profile,
-                   int64_t *user_id);
+void aa_fn_link_account(sqlite3_context *ctx, int argc, sqlite3_value **argv);
+void aa_fn_account_signup(sqlite3_context *ctx, int argc, sqlite3_value **argv);
+void aa_fn_account_signin(sqlite3_context *ctx, int argc, sqlite3_value **argv);
 
-/* ------------------------------------------------------------------ http.c */
+/* ------------------------------------------------------------------ merge.c */
+
+/*
+** Runs link.merge_sql with :from_user and :to_user bound, then deletes the
+** anonymous user from_user with its sessions and accounts. Call inside
+** aa_atomic(); any failure is merge_failed and must roll the call back.
+*/
+int aa_merge_users(aa_conn *c, int64_t from_user, int64_t to_user);
+/* Finalizes the prepared merge statements (with the statement cache). */
+void aa_merge_cache_clear(aa_conn *c);
+
+/* ------------------------------------------------------------------- http.c */
 
 #define AA_HTTP_BODY_MAX 65536 /* a siteverify answer is a few hundred bytes */
 #define AA_HTTP_FORM_MAX 16384 /* secret, token, remoteip, key, sitekey, encoded */
@@ -425,7 +560,7 @@ typedef struct {
 int aa_http_post_form(aa_conn *c, const char *url, const aa_form *form, long timeout_ms,
                       aa_http_reply *r);
 
-/* ------------------------------------------------------------ siteverify.c */
+/* ------------------------------------------------------------- siteverify.c */
 
 #define AA_VERDICT_MAX_CODES 8
 #define AA_VERDICT_CODE_MAX  63
@@ -449,7 +584,7 @@ int aa_siteverify_parse(const char *body, int len, const char *want_hostname,
                         const char *want_action, aa_verdict *v, const char **why);
 int aa_verdict_has_code(const aa_verdict *v, const char *code);
 
-/* --------------------------------------------------------------- captcha.c */
+/* ---------------------------------------------------------------- captcha.c */
 
 /*
 ** The CAPTCHA gate of the sign-up functions (anon_signin, account_signup).
@@ -466,75 +601,18 @@ int aa_captcha_configured(aa_conn *c);
 void aa_fn_verify_turnstile(sqlite3_context *ctx, int argc, sqlite3_value **argv);
 void aa_fn_verify_hcaptcha(sqlite3_context *ctx, int argc, sqlite3_value **argv);
 
-/* ------------------------------------------------------------- ratelimit.c */
+/* ------------------------------------------------------------------ purge.c */
 
 /*
-** Token bucket (kind, subject) holding up to per_hour tokens. _take consumes
-** one when there is one and sets *allowed accordingly; _available only
-** looks. per_hour <= 0 means no limit. Call inside aa_atomic().
+** Removes one user with its sessions and accounts (not the app's rows).
+** Call inside aa_atomic(). *found is 0 when there was no such user; the
+** counts may be NULL.
 */
-int aa_ratelimit_take(aa_conn *c, const char *kind, const char *subject, int64_t per_hour,
-                      int *allowed);
-int aa_ratelimit_available(aa_conn *c, const char *kind, const char *subject,
-                           int64_t per_hour, int *allowed);
+int aa_user_delete(aa_conn *c, int64_t user_id, int *found,
+                   int64_t *sessions, int64_t *accounts);
+void aa_fn_anon_purge(sqlite3_context *ctx, int argc, sqlite3_value **argv);
 
-/* -------------------------------------------------------------- password.c */
-
-/* Room for a crypto_pwhash_str() string, NUL included. */
-#define AA_PASSWORD_HASH_MAX 128
-
-/*
-** Argon2id at the configured cost (password.opslimit / password.memlimit):
-** call aa_config_refresh() or aa_config_sync() first, and never while
-** holding the write lock. aa_password_verify() returns 1 when secret matches
-** the stored string; a stored value that is not Argon2id costs a dummy
-** verification and never matches. aa_password_verify_dummy() does the work
-** of one verification at the configured cost for a credential that cannot
-** match, so that every failure takes about the same time.
-*/
-int aa_password_hash(aa_conn *c, const char *secret, int n, char out[AA_PASSWORD_HASH_MAX]);
-int aa_password_verify(aa_conn *c, const char *hash, const char *secret, int n);
-void aa_password_verify_dummy(aa_conn *c, const char *secret, int n);
-/* True when hash was made at another cost than the configured one. */
-int aa_password_needs_rehash(aa_conn *c, const char *hash);
-void aa_password_wipe(char *hash);
-
-/* ----------------------------------------------------------------- merge.c */
-
-/*
-** Runs link.merge_sql with :from_user and :to_user bound, then deletes the
-** anonymous user from_user with its sessions and accounts. Call inside
-** aa_atomic(); any failure is merge_failed and must roll the call back.
-*/
-int aa_merge_users(aa_conn *c, int64_t from_user, int64_t to_user);
-/* Finalizes the prepared merge statements (with the statement cache). */
-void aa_merge_cache_clear(aa_conn *c);
-
-/* -------------------------------------------------------------- accounts.c */
-
-void aa_fn_link_account(sqlite3_context *ctx, int argc, sqlite3_value **argv);
-void aa_fn_account_signup(sqlite3_context *ctx, int argc, sqlite3_value **argv);
-void aa_fn_account_signin(sqlite3_context *ctx, int argc, sqlite3_value **argv);
-
-/* ------------------------------------------------------------------ args.c */
-
-/* Strict argument readers shared by the SQL functions. */
-int aa_arg_user_id(aa_conn *c, sqlite3_value *v, const char *what, int64_t *out);
-
-/* ------------------------------------------------------------ replicated.c */
-
-/* The process-wide mode set by anonauth_set_replicated(), for new connections. */
-int aa_replicated_default(void);
-/*
-** Call before a write that would commit on its own: in replicated mode it
-** records transaction_required unless the caller has a transaction open.
-*/
-int aa_replicated_check_write(aa_conn *c);
-/* For best-effort writes: false when the write must be skipped. */
-int aa_replicated_may_write_quietly(aa_conn *c);
-void aa_fn_replicated(sqlite3_context *ctx, int argc, sqlite3_value **argv);
-
-/* --------------------------------------------------------------- authctx.c */
+/* ---------------------------------------------------------------- authctx.c */
 
 /*
 ** The connection's current user, set by anonauth_use(token) and read by
@@ -563,7 +641,9 @@ void aa_fn_auth_uid(sqlite3_context *ctx, int argc, sqlite3_value **argv);
 void aa_fn_auth_is_anonymous(sqlite3_context *ctx, int argc,
                              sqlite3_value **argv);
 
-/* ------------------------------------------------------------------ vtab.c */
+/* ===== virtual tables ===================================================== */
+
+/* ------------------------------------------------------------------- vtab.c */
 
 /*
 ** The machinery shared by the eponymous tables anon_users, anon_sessions and
@@ -619,16 +699,5 @@ extern const aa_vtab_def aa_vtab_accounts; /* vtab_accounts.c */
 
 /* Registers the three tables on the connection. */
 int aa_vtab_register(sqlite3 *db, aa_conn *c);
-
-/* ----------------------------------------------------------------- purge.c */
-
-/*
-** Removes one user with its sessions and accounts (not the app's rows).
-** Call inside aa_atomic(). *found is 0 when there was no such user; the
-** counts may be NULL.
-*/
-int aa_user_delete(aa_conn *c, int64_t user_id, int *found,
-                   int64_t *sessions, int64_t *accounts);
-void aa_fn_anon_purge(sqlite3_context *ctx, int argc, sqlite3_value **argv);
 
 #endif /* ANONAUTH_INT_H */

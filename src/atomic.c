@@ -64,7 +64,7 @@ int aa_atomic(aa_conn *c, int (*body)(aa_conn *, void *), void *arg) {
   } else {
     /* Lock, commit or read-only failure around a body that succeeded: any
     ** error it deferred past the commit did not commit either. */
-    if (c->err_after_commit) aa_err_clear(c);
+    if (aa_err_deferred(c) != SQLITE_OK) aa_err_clear(c);
     rc = aa_err_storage(c, rc);
   }
   aa_stmt_release(st);

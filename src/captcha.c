@@ -70,13 +70,6 @@ static void pause_ms(int64_t ms) {
   }
 }
 
-static int printable_ascii(const char *s, int n) {
-  for (int i = 0; i < n; i++) {
-    if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7e) return 0;
-  }
-  return 1;
-}
-
 /* ---- the secret ----------------------------------------------------------- */
 
 static int env_name_ok(const char *s, int n) {
@@ -126,12 +119,12 @@ static int resolve_secret(aa_conn *c, sqlite3_value *arg, const char *fn, const 
       return aa_err(c, SQLITE_ERROR, AA_E_CAPTCHA_MISCONFIGURED,
                     "%s: the secret's environment variable %s is not set", fn, name);
     n = (int)strlen(s);
-    if (n > SECRET_MAX || !printable_ascii(s, n))
+    if (n > SECRET_MAX || !aa_printable_ascii(s, n))
       return aa_err(c, SQLITE_ERROR, AA_E_CAPTCHA_MISCONFIGURED,
                     "%s: the environment variable %s must hold 1 to %d printable ASCII "
                     "characters",
                     fn, name, SECRET_MAX);
-  } else if (n < 1 || n > SECRET_MAX || !printable_ascii(s, n)) {
+  } else if (n < 1 || n > SECRET_MAX || !aa_printable_ascii(s, n)) {
     return aa_err(c, SQLITE_ERROR, AA_E_INVALID_ARGUMENT,
                   "%s: the secret must be 1 to %d printable ASCII characters, or env:NAME", fn,
                   SECRET_MAX);
@@ -154,7 +147,7 @@ static int local_refusal(const char *token, int token_len, int oversized, check 
   const char *code = NULL;
   int too_long = oversized || token_len > AA_CAPTCHA_TOKEN_MAX;
   if (!too_long && (token == NULL || token_len == 0)) code = "missing-input-response";
-  else if (too_long || !printable_ascii(token, token_len)) code = "invalid-input-response";
+  else if (too_long || !aa_printable_ascii(token, token_len)) code = "invalid-input-response";
   if (code == NULL) return 0;
   memset(out, 0, sizeof(*out));
   memcpy(out->verdict.codes[0], code, strlen(code) + 1);

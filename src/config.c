@@ -11,7 +11,10 @@
 ** anywhere costs no configuration query at all.
 **
 ** Values are validated when set and again when loaded: a row written around
-** anonauth_config() cannot smuggle in a value the setter would refuse.
+** anonauth_config() cannot smuggle in a value the setter would refuse. The
+** security-critical rules live with what they judge: URLs in netaddr.c
+** (aa_url_problem), the app's SQL in appsql.c (prepared and read in its
+** bytecode when set, checked again before it runs).
 */
 #include "anonauth_int.h"
 
@@ -66,7 +69,6 @@ static const key_def keys[AA_CFG_COUNT] = {
 
 #define TEXT_MAX 255
 #define SECRET_MAX 1024
-#define URL_MAX 2048
 #define SQL_MAX 65536
 
 struct aa_config_cache {
@@ -103,74 +105,6 @@ static int parse_int(const char *s, int n, int64_t *out) {
   return 1;
 }
 
-static int printable_ascii(const char *s, int n) {
-  for (int i = 0; i < n; i++) {
-    if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7e) return 0;
-  }
-  return 1;
-}
-
-static int is_loopback_host(const char *h, int n) {
-  if (n == 9 && memcmp(h, "localhost", 9) == 0) return 1;
-  if (n == 5 && memcmp(h, "[::1]", 5) == 0) return 1;
-  if (n >= 9 && memcmp(h, "127.", 4) == 0) {
-    char buf[AA_IP_TEXT_MAX], key[AA_IP_TEXT_MAX + 4];
-    return n < AA_IP_TEXT_MAX && aa_ip_parse(h, n, buf, key) == SQLITE_OK;
-  }
-  return 0;
-}
-
-/* Where the host that starts at host ends (before limit), or NULL for an
-** unclosed IPv6 bracket. */
-static const char *host_end(const char *host, const char *limit) {
-  const char *end = host;
-  if (end < limit && *end == '[') {
-    while (end < limit && *end != ']') end++;
-    return end == limit ? NULL : end + 1;
-  }
-  while (end < limit && *end != '/' && *end != ':' && *end != '?' && *end != '#' && *end != '@')
-    end++;
-  return end;
-}
-
-int aa_url_is_loopback(const char *url) {
-  size_t n = strlen(url);
-  const char *host, *end;
-  if (n > 8 && memcmp(url, "https://", 8) == 0)
-    host = url + 8;
-  else if (n > 7 && memcmp(url, "http://", 7) == 0)
-    host = url + 7;
-  else
-    return 0;
-  end = host_end(host, url + n);
-  return end != NULL && is_loopback_host(host, (int)(end - host));
-}
-
-/* https:// anywhere, or http:// to a loopback address (tests, local proxies).
-** No credentials in the URL: they would end up in logs. */
-static const char *url_problem(const char *s, int n) {
-  const char *host, *end;
-  int https;
-  if (n < 1 || n > URL_MAX || !printable_ascii(s, n)) return "must be printable ASCII";
-  if (memchr(s, ' ', (size_t)n)) return "must not contain spaces";
-  if (n > 8 && memcmp(s, "https://", 8) == 0) {
-    https = 1;
-    host = s + 8;
-  } else if (n > 7 && memcmp(s, "http://", 7) == 0) {
-    https = 0;
-    host = s + 7;
-  } else {
-    return "must be an https:// URL, or http:// to a loopback address";
-  }
-  end = host_end(host, s + n);
-  if (end == NULL) return "has a malformed host";
-  if (end == host) return "has no host";
-  if (memchr(s, '@', (size_t)n)) return "must not carry credentials";
-  if (!https && !is_loopback_host(host, (int)(end - host)))
-    return "may use http:// only for a loopback address";
-  return NULL;
-}
-
 static int env_name_ok(const char *s, int n) {
   if (n < 1 || n > 128) return 0;
   for (int i = 0; i < n; i++) {
@@ -182,156 +116,10 @@ static int env_name_ok(const char *s, int n) {
   return 1;
 }
 
-/*
-** The app's SQL runs inside our atomic statement, in the caller's
-** transaction: it may change rows, nothing else. Transaction control
-** (BEGIN, COMMIT, ROLLBACK, SAVEPOINT, RELEASE), ATTACH, DETACH and the
-** pragmas that only set connection state count as read-only to SQLite, so
-** "must write" keeps them out (check_sql). What writes without changing rows
-** is found in the statement's own bytecode, read through EXPLAIN: SQLite has
-** no tokenizer for extensions, and the authorizer cannot be borrowed (there
-** is no way to read back and restore one the app installed). Refused:
-**   - a conflict that would roll back the caller's whole transaction:
-**     OR ROLLBACK (Halt/HaltIfNull with OE_Rollback), also from a trigger
-**     that exists now (EXPLAIN lists trigger programs too). A trigger added
-**     later is caught when it fires: the call fails with merge_failed or
-**     purge_failed and says the transaction was rolled back;
-**   - schema and file changes: CREATE/DROP/ALTER, VACUUM, ANALYZE, and
-**     writing pragmas (user_version, journal_mode, wal_checkpoint,
-**     incremental_vacuum ...).
-** OR FAIL and OR ABORT end only their statement; the atomic call around the
-** app's SQL undoes their writes, so they are allowed.
-*/
-#define OE_ROLLBACK 1 /* SQLite's OE_Rollback, the P2 of Halt and HaltIfNull */
-
-static const char *const not_row_changes[] = {
-    "Vacuum",     "SetCookie",    "JournalMode", "Checkpoint",  "IncrVacuum",
-    "ParseSchema", "CreateBtree", "Destroy",     "DropTable",   "DropIndex",
-    "DropTrigger", "LoadAnalysis", "VCreate",    "VDestroy",    "Expire",
-    "RenameTable", NULL};
-
-/* NULL when st only changes rows; otherwise why not. */
-static const char *bytecode_problem(aa_conn *c, sqlite3_stmt *st, int *rc_out) {
-  /* The text of one statement that already prepared on its own: with
-  ** EXPLAIN before it, it is still exactly that one statement. */
-  char *sql = sqlite3_mprintf("EXPLAIN %s", sqlite3_sql(st));
-  sqlite3_stmt *ex = NULL;
-  const char *why = NULL;
-  int rc;
-  *rc_out = SQLITE_OK;
-  if (sql == NULL) {
-    *rc_out = SQLITE_NOMEM;
-    return NULL;
-  }
-  rc = sqlite3_prepare_v2(c->db, sql, -1, &ex, NULL);
-  sqlite3_free(sql);
-  if (rc != SQLITE_OK || ex == NULL) {
-    sqlite3_finalize(ex);
-    return "cannot be explained";
-  }
-  while (why == NULL && (rc = sqlite3_step(ex)) == SQLITE_ROW) {
-    const char *op = (const char *)sqlite3_column_text(ex, 1);
-    if (op == NULL) continue;
-    if ((strcmp(op, "Halt") == 0 || strcmp(op, "HaltIfNull") == 0) &&
-        sqlite3_column_int(ex, 3) == OE_ROLLBACK)
-      why = "would roll back the caller's whole transaction on a conflict (OR ROLLBACK, or "
-            "RAISE(ROLLBACK) in a trigger it fires); use OR ABORT, the default";
-    for (int i = 0; why == NULL && not_row_changes[i]; i++) {
-      if (strcmp(op, not_row_changes[i]) == 0)
-        why = "changes the schema, a setting or the file, not rows (CREATE, DROP, ALTER, "
-              "VACUUM, ANALYZE, PRAGMA are not allowed)";
-    }
-  }
-  if (why == NULL && rc != SQLITE_DONE) {
-    *rc_out = rc;
-    why = "cannot be explained";
-  }
-  sqlite3_finalize(ex);
-  return why;
-}
-
-/* Every statement must prepare, write something, change only rows, and use
-** only the allowed named parameters. */
-static int check_sql(aa_conn *c, const key_def *k, const char *sql, int n) {
-  const char *tail = sql;
-  const char *end = sql + n;
-  int statements = 0;
-  while (tail < end) {
-    sqlite3_stmt *st = NULL;
-    const char *next = NULL;
-    int rc;
-    if (aa_sql_next_is_pragma(tail, (int)(end - tail)))
-      return aa_err(c, SQLITE_ERROR, AA_E_INVALID_ARGUMENT,
-                    "%s: statement %d is a PRAGMA or EXPLAIN, which is not allowed "
-                    "(it would take effect while being checked)",
-                    k->name, statements + 1);
-    rc = sqlite3_prepare_v2(c->db, tail, (int)(end - tail), &st, &next);
-    if (rc != SQLITE_OK)
-      return aa_err(c, SQLITE_ERROR, AA_E_INVALID_ARGUMENT,
-                    "%s does not prepare: %s", k->name, sqlite3_errmsg(c->db));
-    if (st == NULL) break; /* only whitespace or comments left */
-    statements++;
-    if (sqlite3_stmt_readonly(st)) {
-      sqlite3_finalize(st);
-      return aa_err(c, SQLITE_ERROR, AA_E_INVALID_ARGUMENT,
-                    "%s: statement %d does not write (only INSERT, UPDATE, "
-                    "DELETE and the like are allowed)",
-                    k->name, statements);
-    }
-    {
-      int xrc;
-      const char *why = bytecode_problem(c, st, &xrc);
-      if (why != NULL || xrc != SQLITE_OK) {
-        sqlite3_finalize(st);
-        if (xrc == SQLITE_NOMEM) return aa_err_nomem(c);
-        return aa_err(c, SQLITE_ERROR, AA_E_INVALID_ARGUMENT, "%s: statement %d %s", k->name,
-                      statements, why);
-      }
-    }
-    for (int p = 1; p <= sqlite3_bind_parameter_count(st); p++) {
-      const char *pname = sqlite3_bind_parameter_name(st, p);
-      int ok = 0;
-      for (int a = 0; pname && k->sql_params[a]; a++) {
-        if (strcmp(pname, k->sql_params[a]) == 0) ok = 1;
-      }
-      if (!ok) {
-        sqlite3_finalize(st);
-        return aa_err(c, SQLITE_ERROR, AA_E_INVALID_ARGUMENT,
-                      "%s may use only the parameters %s%s%s", k->name,
-                      k->sql_params[0], k->sql_params[1] ? " and " : "",
-                      k->sql_params[1] ? k->sql_params[1] : "");
-      }
-    }
-    sqlite3_finalize(st);
-    tail = next;
-  }
-  if (statements == 0)
-    return aa_err(c, SQLITE_ERROR, AA_E_INVALID_ARGUMENT,
-                  "%s holds no statement", k->name);
-  return SQLITE_OK;
-}
-
-/*
-** The app's SQL as it is about to run (merge.c, purge.c), held to the rules
-** the setter applies. A row written around anonauth_config() (a database
-** someone else wrote, a value kept from an older release) reaches the cache
-** with only the cheap checks of loading, since SQL is prepared only when it
-** runs; without this, `PRAGMA trusted_schema = ON` stored as purge.user_sql
-** would switch off the app's defence the first time anon_purge() ran. A
-** refusal is recorded with `code` (merge_failed, purge_failed), the rule it
-** broke kept in the message.
-*/
 int aa_config_check_app_sql(aa_conn *c, aa_config_key key, const char *sql, aa_errcode code) {
-  char why[sizeof(c->err_detail)];
-  int rc;
   if (keys[key].kind != K_SQL)
     return aa_err(c, SQLITE_INTERNAL, AA_E_INTERNAL, "%s holds no SQL", keys[key].name);
-  rc = check_sql(c, &keys[key], sql, (int)strlen(sql));
-  if (rc == SQLITE_OK || c->err_rc == SQLITE_NOMEM) return rc;
-  sqlite3_snprintf((int)sizeof(why), why, "%s", c->err_detail);
-  aa_err_clear(c);
-  return aa_err(c, SQLITE_ERROR, code, "%s is not run: %s; set it again with anonauth_config()",
-                keys[key].name, why);
+  return aa_appsql_recheck(c, keys[key].name, keys[key].sql_params, sql, code);
 }
 
 /*
@@ -364,7 +152,7 @@ static int check_value(aa_conn *c, const key_def *k, const char *s, int n,
                     k->choices[1], k->choices[2] ? ", " : "",
                     k->choices[2] ? k->choices[2] : "");
     case K_TEXT:
-      if (n < 1 || n > TEXT_MAX || !printable_ascii(s, n))
+      if (n < 1 || n > TEXT_MAX || !aa_printable_ascii(s, n))
         return aa_err(c, SQLITE_ERROR, AA_E_INVALID_ARGUMENT,
                       "%s must be 1 to %d printable ASCII characters",
                       k->name, TEXT_MAX);
@@ -378,14 +166,14 @@ static int check_value(aa_conn *c, const key_def *k, const char *s, int n,
                         k->name);
         return SQLITE_OK;
       }
-      if (n < 1 || n > SECRET_MAX || !printable_ascii(s, n))
+      if (n < 1 || n > SECRET_MAX || !aa_printable_ascii(s, n))
         return aa_err(c, SQLITE_ERROR, AA_E_INVALID_ARGUMENT,
                       "%s must be 1 to %d printable ASCII characters, or "
                       "env:NAME",
                       k->name, SECRET_MAX);
       return SQLITE_OK;
     case K_URL:
-      why = url_problem(s, n);
+      why = aa_url_problem(s, n);
       if (why)
         return aa_err(c, SQLITE_ERROR, AA_E_INVALID_ARGUMENT, "%s %s", k->name, why);
       return SQLITE_OK;
@@ -393,7 +181,7 @@ static int check_value(aa_conn *c, const key_def *k, const char *s, int n,
       if (n < 1 || n > SQL_MAX || !aa_utf8_valid((const unsigned char *)s, n))
         return aa_err(c, SQLITE_ERROR, AA_E_INVALID_ARGUMENT,
                       "%s must be 1 to %d bytes of UTF-8 SQL", k->name, SQL_MAX);
-      return deep ? check_sql(c, k, s, n) : SQLITE_OK;
+      return deep ? aa_appsql_check(c, k->name, k->sql_params, s, n) : SQLITE_OK;
   }
   return aa_err(c, SQLITE_INTERNAL, AA_E_INTERNAL, "unknown key kind");
 }

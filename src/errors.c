@@ -6,6 +6,11 @@
 ** code up; the SQL function that was called turns the slot into its result.
 ** The first error wins because it is the most specific one: callers further
 ** up only add context the user already has.
+**
+** The slot (struct aa_err_slot in aa_conn) is read and written only here.
+** Every message leaves through err_message(), for SQL functions
+** (aa_result_error) and virtual tables (aa_vtab_error) alike, so every one
+** gets the same token redaction.
 */
 #include "anonauth_int.h"
 
@@ -45,15 +50,15 @@ static int normalise_rc(int rc) {
 
 static void record(aa_conn *c, int rc, aa_errcode code, const char *fmt,
                    va_list ap) {
-  c->err_set = 1;
-  c->err_rc = rc;
-  c->err_code = code;
-  sqlite3_vsnprintf((int)sizeof(c->err_detail), c->err_detail, fmt, ap);
+  c->err.set = 1;
+  c->err.rc = rc;
+  c->err.code = code;
+  sqlite3_vsnprintf((int)sizeof(c->err.detail), c->err.detail, fmt, ap);
 }
 
 int aa_err(aa_conn *c, int rc, aa_errcode code, const char *fmt, ...) {
   rc = normalise_rc(rc);
-  if (!c->err_set) {
+  if (!c->err.set) {
     va_list ap;
     va_start(ap, fmt);
     record(c, rc, code, fmt, ap);
@@ -63,12 +68,12 @@ int aa_err(aa_conn *c, int rc, aa_errcode code, const char *fmt, ...) {
 }
 
 int aa_err_after_commit(aa_conn *c, aa_errcode code, const char *fmt, ...) {
-  if (!c->err_set) {
+  if (!c->err.set) {
     va_list ap;
     va_start(ap, fmt);
     record(c, SQLITE_ERROR, code, fmt, ap);
     va_end(ap);
-    c->err_after_commit = 1;
+    c->err.after_commit = 1;
   }
   return SQLITE_OK;
 }
@@ -84,10 +89,30 @@ int aa_err_nomem(aa_conn *c) {
 }
 
 void aa_err_clear(aa_conn *c) {
-  c->err_set = 0;
-  c->err_rc = SQLITE_OK;
-  c->err_after_commit = 0;
-  c->err_detail[0] = 0;
+  c->err.set = 0;
+  c->err.rc = SQLITE_OK;
+  c->err.after_commit = 0;
+  c->err.detail[0] = 0;
+}
+
+int aa_err_recorded(const aa_conn *c, aa_errcode *code) {
+  if (!c->err.set) return SQLITE_OK;
+  if (code != NULL) *code = c->err.code;
+  return c->err.rc;
+}
+
+int aa_err_deferred(const aa_conn *c) {
+  return c->err.set && c->err.after_commit ? c->err.rc : SQLITE_OK;
+}
+
+int aa_err_reframe(aa_conn *c, int rc, aa_errcode code, const char *before,
+                   const char *after) {
+  char detail[sizeof(c->err.detail)];
+  if (!c->err.set) aa_err(c, rc, AA_E_INTERNAL, "%s", sqlite3_errstr(rc));
+  if (c->err.rc == SQLITE_NOMEM) return c->err.rc;
+  sqlite3_snprintf((int)sizeof(detail), detail, "%s", c->err.detail);
+  aa_err_clear(c);
+  return aa_err(c, SQLITE_ERROR, code, "%s%s%s", before, detail, after);
 }
 
 /* The last line of defence for "no token in any error": SQLite's own
@@ -104,21 +129,38 @@ static void redact_tokens(char *msg) {
   }
 }
 
-void aa_result_error(sqlite3_context *ctx, aa_conn *c, int rc) {
+/* The one place a user-facing message is built: "anonauth: <code>: <detail>"
+** for the recorded error (or a generic one for rc), tokens masked. NULL when
+** out of memory; *out_rc is the result code to report. */
+static char *err_message(aa_conn *c, int rc, int *out_rc) {
   char *msg;
-  if (!c->err_set) aa_err(c, rc, AA_E_INTERNAL, "%s", sqlite3_errstr(rc));
-  if (c->err_rc == SQLITE_NOMEM) {
-    sqlite3_result_error_nomem(ctx);
-    return;
+  if (!c->err.set) aa_err(c, rc, AA_E_INTERNAL, "%s", sqlite3_errstr(rc));
+  *out_rc = c->err.rc;
+  if (c->err.rc == SQLITE_NOMEM) return NULL;
+  msg = sqlite3_mprintf("anonauth: %s: %s", aa_errcode_name(c->err.code), c->err.detail);
+  if (msg == NULL) {
+    *out_rc = SQLITE_NOMEM;
+    return NULL;
   }
-  msg = sqlite3_mprintf("anonauth: %s: %s", aa_errcode_name(c->err_code),
-                        c->err_detail);
+  redact_tokens(msg);
+  return msg;
+}
+
+void aa_result_error(sqlite3_context *ctx, aa_conn *c, int rc) {
+  int out_rc;
+  char *msg = err_message(c, rc, &out_rc);
   if (msg == NULL) {
     sqlite3_result_error_nomem(ctx);
     return;
   }
-  redact_tokens(msg);
   sqlite3_result_error(ctx, msg, -1);
-  sqlite3_result_error_code(ctx, c->err_rc);
+  sqlite3_result_error_code(ctx, out_rc);
   sqlite3_free(msg);
+}
+
+int aa_vtab_error(aa_conn *c, int rc, char **errmsg) {
+  int out_rc;
+  sqlite3_free(*errmsg);
+  *errmsg = err_message(c, rc, &out_rc);
+  return out_rc;
 }

@@ -25,6 +25,8 @@
 */
 #include "anonauth_int.h"
 
+#include "../anonauth.h" /* ANONAUTH_VERSION, for the User-Agent */
+
 #include <curl/curl.h>
 #include <pthread.h>
 #include <sodium.h>
@@ -175,7 +177,7 @@ int aa_http_post_form(aa_conn *c, const char *url, const aa_form *form, long tim
   SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)form->len);
   SET(CURLOPT_WRITEFUNCTION, on_body);
   SET(CURLOPT_WRITEDATA, t);
-  /* http:// is only allowed to a loopback address (config.c): never send
+  /* http:// is only allowed to a loopback address (aa_url_problem in netaddr.c): never send
   ** that through a proxy from the environment. */
   if (strncmp(url, "http://", 7) == 0) SET(CURLOPT_NOPROXY, "*");
   if (rc != CURLE_OK) {

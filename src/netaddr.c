@@ -5,6 +5,9 @@
 ** canonical form so that one client is one string, and IPv4-mapped IPv6
 ** (::ffff:1.2.3.4, what dual-stack sockets report) is written as IPv4:
 ** otherwise every IPv4 client would share one IPv6 /64 rate-limit bucket.
+**
+** Also the URLs anonauth sends requests to (captcha.url): which ones the
+** configuration accepts, and which name a loopback host.
 */
 #include "anonauth_int.h"
 
@@ -42,4 +45,67 @@ int aa_ip_parse(const char *in, int n, char canon[AA_IP_TEXT_MAX],
     return SQLITE_OK;
   }
   return SQLITE_MISMATCH;
+}
+
+/* ---- URLs ---------------------------------------------------------------- */
+
+static int is_loopback_host(const char *h, int n) {
+  if (n == 9 && memcmp(h, "localhost", 9) == 0) return 1;
+  if (n == 5 && memcmp(h, "[::1]", 5) == 0) return 1;
+  if (n >= 9 && memcmp(h, "127.", 4) == 0) {
+    char buf[AA_IP_TEXT_MAX], key[AA_IP_TEXT_MAX + 4];
+    return n < AA_IP_TEXT_MAX && aa_ip_parse(h, n, buf, key) == SQLITE_OK;
+  }
+  return 0;
+}
+
+/* Where the host that starts at host ends (before limit), or NULL for an
+** unclosed IPv6 bracket. */
+static const char *host_end(const char *host, const char *limit) {
+  const char *end = host;
+  if (end < limit && *end == '[') {
+    while (end < limit && *end != ']') end++;
+    return end == limit ? NULL : end + 1;
+  }
+  while (end < limit && *end != '/' && *end != ':' && *end != '?' && *end != '#' && *end != '@')
+    end++;
+  return end;
+}
+
+int aa_url_is_loopback(const char *url) {
+  size_t n = strlen(url);
+  const char *host, *end;
+  if (n > 8 && memcmp(url, "https://", 8) == 0)
+    host = url + 8;
+  else if (n > 7 && memcmp(url, "http://", 7) == 0)
+    host = url + 7;
+  else
+    return 0;
+  end = host_end(host, url + n);
+  return end != NULL && is_loopback_host(host, (int)(end - host));
+}
+
+/* https:// anywhere, or http:// to a loopback address (tests, local proxies).
+** No credentials in the URL: they would end up in logs. */
+const char *aa_url_problem(const char *s, int n) {
+  const char *host, *end;
+  int https;
+  if (n < 1 || n > AA_URL_MAX || !aa_printable_ascii(s, n)) return "must be printable ASCII";
+  if (memchr(s, ' ', (size_t)n)) return "must not contain spaces";
+  if (n > 8 && memcmp(s, "https://", 8) == 0) {
+    https = 1;
+    host = s + 8;
+  } else if (n > 7 && memcmp(s, "http://", 7) == 0) {
+    https = 0;
+    host = s + 7;
+  } else {
+    return "must be an https:// URL, or http:// to a loopback address";
+  }
+  end = host_end(host, s + n);
+  if (end == NULL) return "has a malformed host";
+  if (end == host) return "has no host";
+  if (memchr(s, '@', (size_t)n)) return "must not carry credentials";
+  if (!https && !is_loopback_host(host, (int)(end - host)))
+    return "may use http:// only for a loopback address";
+  return NULL;
 }

@@ -7,6 +7,11 @@
 ** duplicate key, malformed JSON, an oversized value — is invalid_argument,
 ** decided before anything is written. A key whose value is null counts as
 ** absent, because apps build this object from optional request fields.
+**
+** Also the strict readers of plain arguments: SQLite passes values of any
+** type to any function, and anonauth does not guess. A user id is an
+** INTEGER, not the text '5' or the real 5.0, so that a mistake in the caller
+** shows up as an error instead of a silent miss.
 */
 #include "anonauth_int.h"
 
@@ -14,13 +19,6 @@
 
 static int bad(aa_conn *c, const char *fmt, const char *what) {
   return aa_err(c, SQLITE_ERROR, AA_E_INVALID_ARGUMENT, fmt, what);
-}
-
-static int printable_ascii(const char *s, int n) {
-  for (int i = 0; i < n; i++) {
-    if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7e) return 0;
-  }
-  return 1;
 }
 
 static int read_string(aa_conn *c, const aa_json *j, int tok, const char *name,
@@ -49,7 +47,7 @@ static int take_member(aa_conn *c, const aa_json *j, int key, int val,
     else if (strcmp(name, "anon_token") == 0) which = AA_OPT_ANON_TOKEN;
   }
   if (!(which & allowed)) {
-    if (rc == SQLITE_OK && name_len > 0 && printable_ascii(name, name_len))
+    if (rc == SQLITE_OK && name_len > 0 && aa_printable_ascii(name, name_len))
       return aa_err(c, SQLITE_ERROR, AA_E_INVALID_ARGUMENT, "opts: unknown key '%s'", name);
     return aa_err(c, SQLITE_ERROR, AA_E_INVALID_ARGUMENT, "opts: unknown key");
   }
@@ -162,4 +160,14 @@ void aa_opts_free(aa_opts *o) {
   /* a CAPTCHA response and an anonymous token are credentials */
   memset(o->captcha, 0, sizeof(o->captcha));
   memset(o->anon_token, 0, sizeof(o->anon_token));
+}
+
+/* ---- plain arguments ----------------------------------------------------- */
+
+int aa_arg_user_id(aa_conn *c, sqlite3_value *v, const char *what, int64_t *out) {
+  if (sqlite3_value_type(v) != SQLITE_INTEGER)
+    return aa_err(c, SQLITE_ERROR, AA_E_INVALID_ARGUMENT, "%s must be an integer user id",
+                  what);
+  *out = sqlite3_value_int64(v);
+  return SQLITE_OK;
 }

@@ -73,12 +73,14 @@ static const char SQL_STALE_USERS[] =
     "                  WHERE s.user_id = u.id AND s.last_seen_at >= ?1) "
     "ORDER BY u.created_at, u.id LIMIT ?2";
 
-/* Dead (revoked, or expired by any of the three rules of sessions.c) since
-** before the cutoff ?1; ?2 is session.max_age, ?3 session.idle_timeout. */
+/* Dead since before the cutoff ?1: revoked before it, or past one of the
+** deadlines of AA_SESSION_UNEXPIRED_SQL before it (not unexpired at ?1 with
+** ">=": a deadline equal to the cutoff has been dead for no time yet).
+** ?2 is session.max_age, ?3 session.idle_timeout. */
 static const char SQL_STALE_SESSIONS[] =
     "DELETE FROM main.anonauth_sessions "
-    "WHERE last_seen_at < ?1 AND (revoked_at < ?1 OR expires_at < ?1 "
-    "  OR created_at + ?2 < ?1 OR last_seen_at + ?3 < ?1)";
+    "WHERE last_seen_at < ?1 AND (revoked_at < ?1 "
+    "  OR NOT " AA_SESSION_UNEXPIRED_SQL("", ">=", "?1", "?2", "?3") ")";
 
 static const char SQL_OLD_AUDIT[] = "DELETE FROM main.anonauth_audit WHERE at < ?1";
 

@@ -34,17 +34,17 @@ static const char SQL_REVOKE[] =
     "UPDATE main.anonauth_sessions SET revoked_at = ?2 "
     "WHERE id = ?1 AND revoked_at IS NULL";
 
-/* Live sessions of a user: the same rule as is_live(), in SQL. */
+/* Live sessions of a user (AA_SESSION_LIVE_SQL). */
 static const char SQL_REVOKE_ALL[] =
     "UPDATE main.anonauth_sessions SET revoked_at = ?2 "
-    "WHERE user_id = ?1 AND revoked_at IS NULL AND expires_at > ?2 "
-    "  AND created_at + ?3 > ?2 AND last_seen_at + ?4 > ?2";
+    "WHERE user_id = ?1 AND " AA_SESSION_LIVE_SQL("", "?2", "?3", "?4");
 
+/* AA_SESSION_LIVE_SQL in C: the same three deadlines, each compared with ">". */
 static int is_live(aa_conn *c, const aa_session *s, int revoked, int64_t now) {
   int64_t max_age = aa_config_int(c, AA_CFG_SESSION_MAX_AGE);
   int64_t idle = aa_config_int(c, AA_CFG_SESSION_IDLE_TIMEOUT);
-  return !revoked && now < s->expires_at && now < s->created_at + max_age &&
-         now < s->last_seen_at + idle;
+  return !revoked && s->expires_at > now && s->created_at + max_age > now &&
+         s->last_seen_at + idle > now;
 }
 
 int aa_session_is_live(aa_conn *c, const aa_session *s, int revoked, int64_t now) {

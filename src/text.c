@@ -117,3 +117,10 @@ int aa_sql_next_is_pragma(const char *sql, int n) {
   }
   return keyword_at(p, end, "PRAGMA") || keyword_at(p, end, "EXPLAIN");
 }
+
+int aa_printable_ascii(const char *s, int n) {
+  for (int i = 0; i < n; i++) {
+    if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7e) return 0;
+  }
+  return 1;
+}

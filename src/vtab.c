@@ -62,14 +62,8 @@ typedef struct {
   aa_vtab_scan scan;
 } cursor;
 
-/* Turns the error recorded on the connection into the table's message. */
 static int vtab_error(sqlite3_vtab *vt, aa_conn *c, int rc) {
-  if (!c->err_set) aa_err(c, rc, AA_E_INTERNAL, "%s", sqlite3_errstr(rc));
-  sqlite3_free(vt->zErrMsg);
-  vt->zErrMsg = sqlite3_mprintf("anonauth: %s: %s", aa_errcode_name(c->err_code),
-                                c->err_detail);
-  if (c->err_rc == SQLITE_NOMEM || vt->zErrMsg == NULL) return SQLITE_NOMEM;
-  return c->err_rc;
+  return aa_vtab_error(c, rc, &vt->zErrMsg);
 }
 
 /* The error slot belongs to the anonauth call in progress, if any (a

@@ -26,8 +26,7 @@ enum {
 };
 
 /* ?3 now, ?4 session.max_age, ?5 session.idle_timeout (AA_VTAB_PARAM_*):
-** active_sessions is the rule of sessions.c in SQL, as session_revoke_all
-** applies it. */
+** active_sessions counts by AA_SESSION_LIVE_SQL, as session_revoke_all. */
 #define SELECT_USERS                                                         \
   "SELECT u.id, u.id, u.is_anonymous, u.created_at, "                        \
   "  coalesce(max(u.created_at, (SELECT max(s.last_seen_at) "                \
@@ -35,9 +34,8 @@ enum {
   "    u.created_at), "                                                      \
   "  u.profile, NULL, "                                                      \
   "  (SELECT count(*) FROM main.anonauth_sessions AS s "                     \
-  "    WHERE s.user_id = u.id AND s.revoked_at IS NULL "                     \
-  "      AND s.expires_at > ?3 AND s.created_at + ?4 > ?3 "                  \
-  "      AND s.last_seen_at + ?5 > ?3) "                                     \
+  "    WHERE s.user_id = u.id "                                              \
+  "      AND " AA_SESSION_LIVE_SQL("s.", "?3", "?4", "?5") ") "                \
   "FROM main.anonauth_users AS u "
 
 static const char SQL_SCAN[] = SELECT_USERS "ORDER BY u.id";

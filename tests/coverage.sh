@@ -11,15 +11,17 @@ make -s BUILD=$cov/build SO=$cov/anonauth.so LIB=$cov/libanonauth.a \
   CFLAGS="-O0 -g --coverage" LDFLAGS="--coverage" all static || exit 1
 TEST_LABEL=cov ANONAUTH_SO="$root/$cov/anonauth" tests/sqltest.sh tests/sql/*.test > "$cov/sql.log" 2>&1
 tail -n 1 "$cov/sql.log"
-libs=$(pkg-config --libs libsodium libcurl)
+# The C programs compile as tests/run.sh compiles them (the Makefile's flags).
+test_cflags=$(make -s --no-print-directory print-test-cflags)
+test_libs=$(make -s --no-print-directory print-test-libs)
 # The CAPTCHA C tests need the fake provider, as in tests/run.sh.
 . ./tests/fake_provider.sh
 trap fake_provider_stop EXIT
 fake_provider_start "$cov/provider" "$root" || echo "the fake CAPTCHA provider did not start"
 for t in tests/c/test_*.c; do
   bin="$cov/$(basename "$t" .c)"
-  cc -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -O0 -g --coverage -I. -Isrc -Itests/c \
-    -o "$bin" "$t" "$cov/libanonauth.a" -lsqlite3 $libs -lpthread &&
+  # shellcheck disable=SC2086
+  cc $test_cflags -O0 -g --coverage -o "$bin" "$t" "$cov/libanonauth.a" $test_libs &&
   ANONAUTH_SO="$root/$cov/anonauth" ANONAUTH_TEST_TMP="$root/$cov" "$bin" > "$cov/$(basename "$t" .c).log" 2>&1
   echo "$(basename "$t" .c): $(tail -n 1 "$cov/$(basename "$t" .c).log")"
 done

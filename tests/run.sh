@@ -15,7 +15,9 @@
 #
 # Prints "N passed, N failed" last and exits non-zero on any failure.
 # QUICK=1 skips the sanitizer and valgrind passes (for editing loops).
+# `tests/run.sh c` (make test-c) runs only step 3, without the sanitizers.
 set -u
+only=${1:-}
 cd "$(dirname "$0")/.."
 root=$(pwd)
 out=build/test
@@ -60,7 +62,9 @@ check() {
   fi
 }
 
-sodium_libs=$(pkg-config --libs libsodium libcurl)
+# The compiler flags and libraries of the C programs are the Makefile's.
+test_cflags=$(make -s --no-print-directory print-test-cflags)
+test_libs=$(make -s --no-print-directory print-test-libs)
 
 # Compiles tests/c/test_*.c into $1 with extra flags $2 and the static
 # library $3, then runs each with the extension path $4.
@@ -70,8 +74,8 @@ c_suite() {
   for t in tests/c/test_*.c; do
     [ -e "$t" ] || continue
     local bin="$dir/$(basename "$t" .c)"
-    if ! cc -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Wall -Wextra -Werror \
-         -I. -Isrc -Itests/c $flags -o "$bin" "$t" "$lib" -lsqlite3 $sodium_libs -lpthread \
+    # shellcheck disable=SC2086
+    if ! cc $test_cflags $flags -o "$bin" "$t" "$lib" $test_libs \
          > "$dir/$(basename "$t" .c).build.log" 2>&1; then
       echo "FAIL - $label: $t does not build" | tee -a "$log"
       cat "$dir/$(basename "$t" .c).build.log" | tee -a "$log"
@@ -83,6 +87,16 @@ c_suite() {
   done
 }
 
+if [ "$only" = c ]; then
+  . ./tests/fake_provider.sh
+  trap fake_provider_stop EXIT
+  check "the fake CAPTCHA provider starts" fake_provider_start "$out/provider" "$root"
+  c_suite build/test/c "" libanonauth.a "$root/anonauth" c
+  echo "$passed passed, $failed failed"
+  [ "$failed" -eq 0 ]
+  exit
+fi
+
 echo "== build" | tee -a "$log"
 check "builds with gcc, -Wall -Wextra -Werror" make -s all static
 check "builds with clang, -Wall -Wextra -Werror" \
@@ -92,6 +106,56 @@ exports_only_entry_point() {
   [ "$(nm -D --defined-only anonauth.so | awk '{print $3}')" = "sqlite3_anonauth_init" ]
 }
 check "anonauth.so exports only sqlite3_anonauth_init" exports_only_entry_point
+
+# make install into a staging tree: the files land where PREFIX, LIBDIR and
+# INCLUDEDIR say, a C program builds against them with nothing but
+# `pkg-config --static` (the .pc's prefix pointed into DESTDIR), registers
+# anonauth with sqlite3_auto_extension and reads the version through SQL;
+# make uninstall removes every file again. (--define-variable moves the
+# prefix of sqlite3.pc too: its -L into the stage is unused, the system
+# library is found on the default path.)
+installs_and_links() {
+  local stage="$root/$out/stage" prefix=/opt/anonauth f flags
+  rm -rf "$stage"
+  make -s install DESTDIR="$stage" PREFIX="$prefix" || return 1
+  for f in lib/anonauth.so lib/libanonauth.a include/anonauth.h lib/pkgconfig/anonauth.pc; do
+    [ -f "$stage$prefix/$f" ] || { echo "not installed: $prefix/$f"; return 1; }
+  done
+  cat > "$stage/prog.c" <<'PROG'
+#include <anonauth.h>
+#include <stdio.h>
+#include <string.h>
+int main(void) {
+  sqlite3 *db;
+  sqlite3_stmt *st;
+  char number[16];
+  int ok;
+  if (sqlite3_auto_extension((void (*)(void))sqlite3_anonauth_init) != SQLITE_OK) return 1;
+  if (sqlite3_open(":memory:", &db) != SQLITE_OK) return 1;
+  if (sqlite3_prepare_v2(db, "SELECT anonauth_version()", -1, &st, NULL) != SQLITE_OK) return 1;
+  snprintf(number, sizeof number, "%d.%d.%d", ANONAUTH_VERSION_NUMBER / 1000000,
+           ANONAUTH_VERSION_NUMBER / 1000 % 1000, ANONAUTH_VERSION_NUMBER % 1000);
+  ok = sqlite3_step(st) == SQLITE_ROW &&
+       strcmp((const char *)sqlite3_column_text(st, 0), ANONAUTH_VERSION) == 0 &&
+       strcmp(ANONAUTH_VERSION, number) == 0;
+  printf("anonauth_version() = %s\n", (const char *)sqlite3_column_text(st, 0));
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  return ok ? 0 : 1;
+}
+PROG
+  flags=$(PKG_CONFIG_PATH="$stage$prefix/lib/pkgconfig" \
+    pkg-config --define-variable=prefix="$stage$prefix" --static --cflags --libs anonauth) || return 1
+  echo "pkg-config: $flags"
+  case $flags in *"$stage$prefix/lib"*) ;; *) echo "pkg-config does not point into the stage"; return 1 ;; esac
+  # shellcheck disable=SC2086
+  cc -std=c11 -Wall -Wextra -Werror -o "$stage/prog" "$stage/prog.c" $flags || return 1
+  "$stage/prog" || return 1
+  make -s uninstall DESTDIR="$stage" PREFIX="$prefix" || return 1
+  [ -z "$(find "$stage$prefix" -type f)" ] || { echo "left after uninstall:"; find "$stage$prefix" -type f; return 1; }
+}
+check "make install (DESTDIR, PREFIX) installs a library a program links with pkg-config --static, and make uninstall removes it" \
+  installs_and_links
 
 suite "sql" env TEST_LABEL=sql tests/sqltest.sh tests/sql/*.test
 . ./tests/fake_provider.sh

@@ -40,7 +40,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     rc = aa_opts_parse(conn, sqlite3_column_value(st, 0), masks[m], &o);
     if (rc == SQLITE_OK) {
       char canon[AA_IP_TEXT_MAX], key[AA_IP_TEXT_MAX + 4];
-      if (conn->err_set) abort();
+      if (aa_err_recorded(conn, NULL) != SQLITE_OK) abort();
       if (o.has_ip && aa_ip_parse(o.ip, (int)strlen(o.ip), canon, key) != SQLITE_OK) abort();
       if (o.has_ip && strcmp(canon, o.ip) != 0) abort(); /* stored canonical */
       if (o.has_user_agent &&
@@ -55,8 +55,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       aa_opts_free(&o);
     } else {
       /* Failure: a recorded error, and nothing left allocated. */
-      if (!conn->err_set) abort();
-      if (conn->err_code != AA_E_INVALID_ARGUMENT && conn->err_code != AA_E_INTERNAL) abort();
+      aa_errcode code = AA_E_COUNT;
+      if (aa_err_recorded(conn, &code) == SQLITE_OK) abort();
+      if (code != AA_E_INVALID_ARGUMENT && code != AA_E_INTERNAL) abort();
       if (o.profile != NULL) abort();
     }
   }
