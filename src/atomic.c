@@ -46,21 +46,20 @@ static const char SQL_ATOMIC[] =
 /* Writes nothing, fires nothing, but begins a write transaction. */
 static const char SQL_WRITE_LOCK[] = "DELETE FROM main.anonauth_txn WHERE 0";
 
-/* The caller's transaction or statement had read before this call had to
-** write, so SQLite could not wait for the write lock. ext is the extended
-** code of the failure. */
+/* The caller's transaction had read before this call had to write, so
+** SQLite could not wait for the write lock. ext is the extended code of the
+** failure. (A caller's statement that reads, SELECT f() FROM t, is such a
+** transaction too, even in autocommit.) */
 static int write_refused(aa_conn *c, int ext) {
   aa_err_clear(c);
   if (ext == SQLITE_BUSY_SNAPSHOT)
     return aa_err(c, SQLITE_BUSY_SNAPSHOT, AA_E_STORAGE,
-                  "another connection wrote after this transaction (or the statement "
-                  "calling anonauth) first read the database, so it can no longer write: "
-                  "roll back and restart the transaction with BEGIN IMMEDIATE, or make "
-                  "the anonauth call its first statement");
+                  "another connection wrote since this transaction first read the database, "
+                  "so it cannot write any more: roll back and restart the transaction with "
+                  "BEGIN IMMEDIATE, or make the anonauth call its first statement");
   return aa_err(c, SQLITE_BUSY, AA_E_STORAGE,
-                "database is locked, and this transaction (or the statement calling "
-                "anonauth) has already read the database, so SQLite cannot wait for the "
-                "lock: roll back and restart the transaction with BEGIN IMMEDIATE, or "
+                "database is locked, and a transaction that has already read the database "
+                "cannot wait for the lock: roll back and restart it with BEGIN IMMEDIATE, or "
                 "make the anonauth call its first statement");
 }
 

@@ -453,6 +453,37 @@ static void after_reads(void) {
   sqlite3_busy_handler(a, NULL, NULL);
   CHECK(harness_int(a, "SELECT count(*) FROM anonauth_users") == users, "nothing was written");
 
+  /* A new file, read first; another connection creates the tables: the
+  ** call would have to create them on a stale snapshot. */
+  {
+    char fresh[512];
+    sqlite3 *c, *d;
+    harness_path(fresh, sizeof fresh, "deferred-stale-new");
+    harness_remove(fresh);
+    c = harness_open(fresh);
+    d = harness_open(fresh);
+    if (c != NULL && d != NULL) {
+      sqlite3_exec(c, "PRAGMA journal_mode=WAL", NULL, NULL, NULL);
+      sqlite3_exec(c, "BEGIN", NULL, NULL, NULL);
+      harness_int(c, "SELECT count(*) FROM sqlite_master");
+      run(d, "SELECT anon_signin()", NULL, out, sizeof out);
+      rc = run(c, "SELECT anon_signin()", NULL, NULL, 0);
+      snprintf(msg, sizeof msg, "%s", sqlite3_errmsg(c));
+      CHECK(rc == SQLITE_BUSY && sqlite3_extended_errcode(c) == SQLITE_BUSY_SNAPSHOT &&
+                contains(msg, "BEGIN IMMEDIATE"),
+            "a new file read first, tables created meanwhile: SQLITE_BUSY_SNAPSHOT, "
+            "restart with BEGIN IMMEDIATE (rc %d, extended %d)",
+            rc, sqlite3_extended_errcode(c));
+      sqlite3_exec(c, "ROLLBACK", NULL, NULL, NULL);
+      CHECK(harness_int(c, "SELECT count(*) FROM anonauth_users") == 1, "only the other user");
+    } else {
+      CHECK(0, "opens two connections on a new file");
+    }
+    sqlite3_close(c);
+    sqlite3_close(d);
+    harness_remove(fresh);
+  }
+
   /* After reads with nobody else writing, the call simply works. */
   sqlite3_exec(a, "BEGIN", NULL, NULL, NULL);
   harness_int(a, "SELECT count(*) FROM anonauth_users");
