@@ -581,8 +581,9 @@ void aa_fn_account_signin(sqlite3_context *ctx, int argc, sqlite3_value **argv) 
     aa_result_error(ctx, c, rc);
     return;
   }
-  /* Refused writes fail before any Argon2 work. */
-  rc = aa_replicated_check_write(c);
+  /* Refused writes fail before any Argon2 work; first in a deferred
+  ** transaction, the write lock comes before the first read. */
+  rc = aa_atomic_begin(c);
   for (int attempt = 1; rc == SQLITE_OK; attempt++) {
     memset(&call, 0, sizeof(call));
     call.a = &a;
@@ -767,8 +768,9 @@ void aa_fn_link_account(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     aa_result_error(ctx, c, invalid_session(c));
     return;
   }
-  /* Refused writes fail before any Argon2 work. */
-  rc = aa_replicated_check_write(c);
+  /* Refused writes fail before any Argon2 work; first in a deferred
+  ** transaction, the write lock comes before the first read. */
+  rc = aa_atomic_begin(c);
   for (int attempt = 1; rc == SQLITE_OK; attempt++) {
     memset(&call, 0, sizeof(call));
     call.token_in = argv[0];

@@ -182,6 +182,9 @@ int aa_stmt_exec(aa_conn *c, sqlite3_stmt *st);
 */
 int aa_schema_check(aa_conn *c);
 int aa_schema_ensure(aa_conn *c);
+/* Begins creating the tables with a write, so that the write lock is taken
+** before anything is read (see aa_atomic_begin()). */
+int aa_schema_begin_create(aa_conn *c);
 
 /* ----------------------------------------------------------------- atomic.c */
 
@@ -191,6 +194,12 @@ int aa_schema_ensure(aa_conn *c);
 ** The body returns SQLITE_OK to commit, anything else to roll back.
 */
 int aa_atomic(aa_conn *c, int (*body)(aa_conn *, void *), void *arg);
+/*
+** Every writing call runs this before it reads anything (aa_atomic() runs it
+** too): the replicated-mode check, and, first in a deferred transaction,
+** taking the write lock through the busy handler as BEGIN IMMEDIATE would.
+*/
+int aa_atomic_begin(aa_conn *c);
 void aa_fn_atomic_trampoline(sqlite3_context *ctx, int argc,
                              sqlite3_value **argv);
 /* True while a writing statement of the caller is running on the connection. */

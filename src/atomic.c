@@ -23,6 +23,19 @@
 ** Because the statement writes, SQLite takes the write lock before the body
 ** reads anything, calling the busy handler if the lock is taken: the body
 ** never upgrades a stale snapshot (SQLITE_BUSY_SNAPSHOT) when called bare.
+**
+** SQLite calls the busy handler only for a transaction that holds no
+** snapshot yet (sqlite3BtreeBeginTrans retries only from no transaction);
+** one that has read and must now write fails at once with SQLITE_BUSY, or
+** with SQLITE_BUSY_SNAPSHOT if another connection committed since. Inside
+** a deferred BEGIN anything read first (the schema check, the
+** configuration, a call's reads before its body) would turn the write into
+** such an upgrade. So a writing call first in a deferred transaction starts
+** with aa_atomic_begin(), which runs one statement that writes nothing but
+** is compiled as a write (DELETE FROM anonauth_txn WHERE 0): SQLite takes
+** the write lock through the busy handler, exactly as BEGIN IMMEDIATE would,
+** before anything is read. A caller that read first cannot be helped: its
+** call fails with a message saying to restart with BEGIN IMMEDIATE.
 */
 #include "anonauth_int.h"
 
@@ -30,19 +43,69 @@ static const char SQL_ATOMIC[] =
     "INSERT INTO anonauth_txn(never_written) "
     "SELECT 1 WHERE anonauth_internal_atomic() = 0";
 
+/* Writes nothing, fires nothing, but begins a write transaction. */
+static const char SQL_WRITE_LOCK[] = "DELETE FROM main.anonauth_txn WHERE 0";
+
+/* The caller's transaction had read before this call had to write, so
+** SQLite could not wait for the write lock. ext is the extended code of the
+** failure. (A caller's statement that reads, SELECT f() FROM t, is such a
+** transaction too, even in autocommit.) */
+static int write_refused(aa_conn *c, int ext) {
+  aa_err_clear(c);
+  if (ext == SQLITE_BUSY_SNAPSHOT)
+    return aa_err(c, SQLITE_BUSY_SNAPSHOT, AA_E_STORAGE,
+                  "another connection wrote since this transaction first read the database, "
+                  "so it cannot write any more: roll back and restart the transaction with "
+                  "BEGIN IMMEDIATE, or make the anonauth call its first statement");
+  return aa_err(c, SQLITE_BUSY, AA_E_STORAGE,
+                "database is locked, and a transaction that has already read the database "
+                "cannot wait for the lock: roll back and restart it with BEGIN IMMEDIATE, or "
+                "make the anonauth call its first statement");
+}
+
+int aa_atomic_begin(aa_conn *c) {
+  sqlite3_stmt *st;
+  int rc = aa_replicated_check_write(c);
+  if (rc != SQLITE_OK) return rc;
+  /* Only a transaction the caller opened that holds no snapshot yet: in
+  ** autocommit each statement is a transaction of its own, and a snapshot
+  ** already held can no longer wait (see write_refused()). */
+  if (sqlite3_get_autocommit(c->db) || sqlite3_txn_state(c->db, "main") != SQLITE_TXN_NONE ||
+      sqlite3_db_readonly(c->db, "main") == 1)
+    return SQLITE_OK;
+  if (aa_stmt_get(c, SQL_WRITE_LOCK, &st) != SQLITE_OK) {
+    /* Without anonauth_txn the tables are not there yet, and creating them
+    ** is this call's first write: begin with that instead. */
+    if (aa_err_recorded(c, NULL) != SQLITE_ERROR) return aa_err_recorded(c, NULL);
+    aa_err_clear(c);
+    return aa_schema_begin_create(c);
+  }
+  rc = sqlite3_step(st);
+  rc = rc == SQLITE_DONE ? SQLITE_OK : aa_err_storage(c, rc);
+  aa_stmt_release(st);
+  return rc;
+}
+
 int aa_atomic(aa_conn *c, int (*body)(aa_conn *, void *), void *arg) {
   sqlite3_stmt *st;
   sqlite3_int64 rowid_before;
-  int rc;
+  int rc, had_read, ext;
 
   if (c->in_atomic)
     return aa_err(c, SQLITE_ERROR, AA_E_REENTRANT,
                   "an anonauth function was called from inside another one "
                   "on the same connection");
-  rc = aa_replicated_check_write(c);
+  rc = aa_atomic_begin(c);
   if (rc != SQLITE_OK) return rc;
+  /* A snapshot held now is the caller's: our own reads before this point
+  ** ended with their statements, or ran under the write lock. */
+  had_read = sqlite3_txn_state(c->db, "main") == SQLITE_TXN_READ;
   rc = aa_schema_ensure(c);
-  if (rc != SQLITE_OK) return rc;
+  if (rc != SQLITE_OK) {
+    /* Creating the tables had to upgrade the caller's snapshot. */
+    if (had_read && (rc & 0xff) == SQLITE_BUSY) return write_refused(c, aa_err_recorded(c, NULL));
+    return rc;
+  }
   rc = aa_stmt_get(c, SQL_ATOMIC, &st);
   if (rc != SQLITE_OK) return rc;
 
@@ -53,6 +116,7 @@ int aa_atomic(aa_conn *c, int (*body)(aa_conn *, void *), void *arg) {
   c->atomic_arg = arg;
   c->atomic_rc = SQLITE_OK;
   rc = sqlite3_step(st);
+  ext = sqlite3_extended_errcode(c->db);
   c->in_atomic = 0;
   c->atomic_body = NULL;
   c->atomic_arg = NULL;
@@ -65,7 +129,10 @@ int aa_atomic(aa_conn *c, int (*body)(aa_conn *, void *), void *arg) {
     /* Lock, commit or read-only failure around a body that succeeded: any
     ** error it deferred past the commit did not commit either. */
     if (aa_err_deferred(c) != SQLITE_OK) aa_err_clear(c);
-    rc = aa_err_storage(c, rc);
+    if (had_read && (rc & 0xff) == SQLITE_BUSY)
+      rc = write_refused(c, ext);
+    else
+      rc = aa_err_storage(c, rc);
   }
   aa_stmt_release(st);
   sqlite3_set_last_insert_rowid(c->db, rowid_before);

@@ -9,7 +9,9 @@
 ** means nothing is created. The rules that shape this file:
 **   - the network call happens before the caller's write (aa_atomic), never
 **     while holding the database's write lock, which would stall every
-**     other writer for up to captcha.timeout_ms;
+**     other writer for up to captcha.timeout_ms; unless the caller's
+**     transaction holds it: after BEGIN IMMEDIATE, or a deferred BEGIN whose
+**     first statement is this call (see aa_atomic_begin());
 **   - captcha.timeout_ms bounds the whole verification, retries included,
 **     measured on the monotonic clock (aa_now() is for validity rules and
 **     tests move it);
@@ -455,8 +457,11 @@ int aa_captcha_gate(aa_conn *c, const aa_opts *o, const char *function_name) {
   char codes[AA_VERDICT_MAX_CODES * (AA_VERDICT_CODE_MAX + 2) + 32];
 
   /* A call that will be refused for writing must not spend the visitor's
-  ** one-use CAPTCHA token first. */
-  rc = aa_replicated_check_write(c);
+  ** one-use CAPTCHA token first. First in a deferred transaction, the
+  ** write lock is taken here, before the first read, as BEGIN IMMEDIATE
+  ** would: reading first would make the write fail under load. The
+  ** provider is then asked under the lock; a bare call asks it with none. */
+  rc = aa_atomic_begin(c);
   if (rc == SQLITE_OK) rc = aa_config_refresh(c);
   if (rc != SQLITE_OK) return rc;
   provider = (int)aa_config_int(c, AA_CFG_CAPTCHA_PROVIDER);

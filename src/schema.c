@@ -124,6 +124,8 @@ static int apply_steps(aa_conn *c) {
     char *err = NULL;
     rc = sqlite3_exec(c->db, aa_schema_steps[step - 1], NULL, NULL, &err);
     if (rc != SQLITE_OK) {
+      /* A stale snapshot is told apart from a lock (see atomic.c). */
+      if (sqlite3_extended_errcode(c->db) == SQLITE_BUSY_SNAPSHOT) rc = SQLITE_BUSY_SNAPSHOT;
       aa_err(c, rc, AA_E_STORAGE, "creating anonauth's tables: %s",
              err ? err : sqlite3_errstr(rc));
       sqlite3_free(err);
@@ -133,6 +135,21 @@ static int apply_steps(aa_conn *c) {
     if (rc != SQLITE_OK) return rc;
   }
   return SQLITE_OK;
+}
+
+/* The first statement of step 1 (CREATE TABLE IF NOT EXISTS anonauth_meta)
+** is compiled as a write when the table is missing, so running it alone
+** takes the write lock, through the busy handler, before anything is read.
+** aa_schema_ensure() then creates the rest under that lock; steps are safe
+** to run twice. With anonauth_meta there it only reads. */
+int aa_schema_begin_create(aa_conn *c) {
+  sqlite3_stmt *st = NULL;
+  int rc = sqlite3_prepare_v2(c->db, aa_schema_steps[0], -1, &st, NULL);
+  if (rc != SQLITE_OK) return aa_err_storage(c, rc);
+  rc = sqlite3_step(st);
+  rc = rc == SQLITE_DONE ? SQLITE_OK : aa_err_storage(c, rc);
+  sqlite3_finalize(st);
+  return rc;
 }
 
 int aa_schema_ensure(aa_conn *c) {
