@@ -98,8 +98,8 @@ int sqlite3_anonauth_init(sqlite3 *db, char **pzErrMsg, const sqlite3_api_routin
   int rc = SQLITE_OK;
   SQLITE_EXTENSION_INIT2(pApi);
 
-  if (sqlite3_libversion_number() < 3031000) {
-    if (pzErrMsg) *pzErrMsg = sqlite3_mprintf("anonauth: internal: needs SQLite 3.31.0 or later");
+  if (sqlite3_libversion_number() < 3034000) {
+    if (pzErrMsg) *pzErrMsg = sqlite3_mprintf("anonauth: internal: needs SQLite 3.34.0 or later");
     return SQLITE_ERROR;
   }
   if (sodium_init() < 0) {
