@@ -39,7 +39,15 @@ STATIC_OBJ := $(patsubst %.c,$(BUILD)/static/%.o,$(SRC))
 # Debian packages: the build's, then the tests'.
 DEB_BUILD := gcc make pkg-config sqlite3 libsqlite3-dev libsodium-dev \
              libcurl4-openssl-dev libjsmn-dev
-DEB_TEST  := clang libclang-rt-14-dev valgrind python3 cppcheck clang-tidy libssl-dev
+# The README's Node snippet (tests/readme.sh) needs node, npm and, when
+# better-sqlite3's prebuilt binary cannot be downloaded, g++, python3, make
+# and Node's headers to build it. Debian's nodejs/npm/libnode-dev only when no
+# node or npm is on PATH: next to another install (NodeSource's package,
+# /usr/local, nvm) Debian's would conflict or shadow it.
+DEB_NODE  := $(shell command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 \
+               || echo nodejs npm libnode-dev)
+DEB_TEST  := clang libclang-rt-14-dev valgrind python3 cppcheck clang-tidy libssl-dev \
+             g++ $(DEB_NODE)
 DEB_PACKAGES ?= $(DEB_BUILD) $(DEB_TEST)
 # Only for the cluster targets (and the cluster step of tests/run.sh):
 # libdqlite 1.11 with libraft, and go-dqlite's `dqlite` shell.
