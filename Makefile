@@ -8,6 +8,8 @@
 #   make cluster    build/cluster/anonauth-node: a dqlite node with anonauth
 #   make cluster-demo  a 3-node cluster on 127.0.0.1, a leader kill, the walkthrough
 #   make fuzz       the libFuzzer harnesses, FUZZ_SECONDS (default 120) each
+#   make fake-provider  build/fake-provider: a local Turnstile/hCaptcha stand-in
+#                   for apps' tests (docs/fake-provider.md)
 #   make install    PREFIX=/usr/local
 #   make clean
 
@@ -54,7 +56,7 @@ DEB_PACKAGES ?= $(DEB_BUILD) $(DEB_TEST)
 DEB_CLUSTER := libdqlite-dev libraft-dev go-dqlite
 
 .PHONY: all static deps demo test stress bench lint coverage fuzz install uninstall clean \
-        cluster cluster-deps cluster-demo
+        cluster cluster-deps cluster-demo fake-provider
 
 all: $(SO)
 
@@ -163,6 +165,17 @@ $(CLUSTER_NODE): cluster/anonauth-node.c anonauth.h $(LIB)
 
 cluster-demo: cluster
 	@bash cluster/demo.sh
+
+# The fake CAPTCHA provider of the suites (tests/fake_provider.c), as a tool:
+# it needs only OpenSSL besides the C compiler.
+FAKE_PROVIDER := build/fake-provider
+fake-provider:
+	@$(MAKE) --no-print-directory deps DEB_PACKAGES="gcc make libssl-dev"
+	@$(MAKE) --no-print-directory $(FAKE_PROVIDER)
+
+$(FAKE_PROVIDER): tests/fake_provider.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -D_POSIX_C_SOURCE=200809L $(WARN) $(CFLAGS) -pthread -o $@ $< -lssl -lcrypto
 
 FUZZ_SECONDS ?= 120
 fuzz: deps
