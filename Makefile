@@ -11,6 +11,8 @@
 #   make fuzz       the libFuzzer harnesses, FUZZ_SECONDS (default 120) each
 #   make install    anonauth.so, libanonauth.a, anonauth.h, anonauth.pc; PREFIX=/usr/local,
 #                   LIBDIR, INCLUDEDIR, PKGCONFIGDIR, DESTDIR (make uninstall too)
+#   make fake-provider  build/fake-provider: a local Turnstile/hCaptcha stand-in
+#                   for apps' tests (docs/fake-provider.md)
 #   make clean
 
 PREFIX   ?= /usr/local
@@ -50,12 +52,19 @@ STATIC_OBJ := $(patsubst %.c,$(BUILD)/static/%.o,$(SRC))
 # Debian packages: the build's, then the tests'.
 DEB_BUILD := gcc make pkg-config sqlite3 libsqlite3-dev libsodium-dev \
              libcurl4-openssl-dev libjsmn-dev
-DEB_TEST  := clang libclang-rt-14-dev valgrind python3 cppcheck clang-tidy libssl-dev \
-             $(DEB_CURL_STATIC)
 # What `pkg-config --static --libs libcurl` names on Debian (libcurl's
 # Libs.private): the install test links through anonauth.pc that way.
 DEB_CURL_STATIC := libnghttp2-dev librtmp-dev libssh2-1-dev libpsl-dev libkrb5-dev \
              libldap-dev libzstd-dev libbrotli-dev libidn2-dev
+# The README's Node snippet (tests/readme.sh) needs node, npm and, when
+# better-sqlite3's prebuilt binary cannot be downloaded, g++, python3, make
+# and Node's headers to build it. Debian's nodejs/npm/libnode-dev only when no
+# node or npm is on PATH: next to another install (NodeSource's package,
+# /usr/local, nvm) Debian's would conflict or shadow it.
+DEB_NODE  := $(shell command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 \
+               || echo nodejs npm libnode-dev)
+DEB_TEST  := clang libclang-rt-14-dev valgrind python3 cppcheck clang-tidy libssl-dev \
+             g++ $(DEB_NODE) $(DEB_CURL_STATIC)
 DEB_PACKAGES ?= $(DEB_BUILD) $(DEB_TEST)
 # Only for the cluster targets (and the cluster step of tests/run.sh):
 # libdqlite 1.11 with libraft, and go-dqlite's `dqlite` shell.
@@ -63,7 +72,7 @@ DEB_CLUSTER := libdqlite-dev libraft-dev go-dqlite
 
 .PHONY: all static deps demo test test-sql test-c print-test-cflags print-test-libs stress bench lint \
         coverage fuzz install uninstall clean FORCE \
-        cluster cluster-deps cluster-demo
+        cluster cluster-deps cluster-demo fake-provider
 
 all: $(SO)
 
@@ -186,6 +195,17 @@ $(CLUSTER_NODE): cluster/anonauth-node.c anonauth.h $(LIB)
 
 cluster-demo: cluster
 	@bash cluster/demo.sh
+
+# The fake CAPTCHA provider of the suites (tests/fake_provider.c), as a tool:
+# it needs only OpenSSL besides the C compiler.
+FAKE_PROVIDER := build/fake-provider
+fake-provider:
+	@$(MAKE) --no-print-directory deps DEB_PACKAGES="gcc make libssl-dev"
+	@$(MAKE) --no-print-directory $(FAKE_PROVIDER)
+
+$(FAKE_PROVIDER): tests/fake_provider.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -D_POSIX_C_SOURCE=200809L $(WARN) $(CFLAGS) -pthread -o $@ $< -lssl -lcrypto
 
 FUZZ_SECONDS ?= 120
 fuzz: deps

@@ -2,18 +2,26 @@
 ** fake_provider.c — a real HTTP server on 127.0.0.1 that answers siteverify
 ** requests the way Cloudflare Turnstile and hCaptcha document, plus the
 ** ways a provider or the network can misbehave. The test suites start it
-** (tests/fake_provider.sh) and point captcha.url at it.
+** (tests/fake_provider.sh) and point captcha.url at it; `make fake-provider`
+** builds it as a tool for apps' own tests (build/fake-provider; its manual is
+** docs/fake-provider.md, and `build/fake-provider --help`).
 **
-**   fake_provider PORTFILE LOGFILE
+**   fake-provider [--port N] [--tls-port N] [--port-file FILE] [--log FILE]
+**                 [--exit-with-parent] [--quiet]
+**   fake_provider PORTFILE LOGFILE     (the suites' form: --port-file PORTFILE
+**                                       --log LOGFILE --exit-with-parent --quiet)
 **
-** It binds two free ports, writes "PORT TLSPORT" to PORTFILE, and serves
-** HTTP/1.1 with keep-alive, one thread per connection: plain HTTP on PORT,
-** and on TLSPORT the same behind TLS with a self-signed certificate made at
-** startup, which a client that verifies certificates must refuse. It exits when its parent
-** goes away. Each request appends one line to LOGFILE: the path, the
-** connection's sequence number (to see keep-alive reuse), the names of the
-** form fields, the idempotency key, remoteip, sitekey and the
-** response's length — never the secret or the response itself.
+** It runs in the foreground until SIGTERM or SIGINT (then exits 0) or, with
+** --exit-with-parent, until its parent goes away (checked every second).
+** It binds two ports on 127.0.0.1 (0: a free one), writes "PORT TLSPORT" to
+** the port file, and serves HTTP/1.1 with keep-alive, one thread per
+** connection: plain HTTP on PORT, and on TLSPORT the same behind TLS with a
+** self-signed certificate made at startup, which a client that verifies
+** certificates must refuse. Each request appends one line to the log (if
+** one is given): the path, the connection's sequence number (to see
+** keep-alive reuse), the names of the form fields, the idempotency key,
+** remoteip, sitekey and the response's length — never the secret or the
+** response itself.
 **
 ** The path picks the behaviour. Leading segments modify, then comes the
 ** endpoint or a canned answer:
@@ -496,6 +504,7 @@ static void log_request(int conn_id, const char *method, const char *path, const
     if (i) strncat(names, ",", sizeof names - strlen(names) - 1);
     strncat(names, fm->f[i].name, sizeof names - strlen(names) - 1);
   }
+  if (g_log == NULL) return;
   pthread_mutex_lock(&g_mu);
   fprintf(g_log, "%s %s conn=%d fields=%s idem=%s remoteip=%s sitekey=%s response_len=%zu\n",
           method, path, conn_id, names[0] ? names : "-", idem ? idem : "-", ip ? ip : "-",
@@ -595,6 +604,47 @@ typedef struct {
   int tls;
 } accepted;
 
+/* The open client connections, so that a stop can end them (a keep-alive
+** client would otherwise hold its thread in recv) and wait for their threads. */
+#define MAX_CONNS 1024
+static int g_conns[MAX_CONNS];
+static int g_n_conns;
+static pthread_cond_t g_conns_done = PTHREAD_COND_INITIALIZER;
+
+static int conn_track(int sock) {
+  int ok;
+  pthread_mutex_lock(&g_mu);
+  ok = g_n_conns < MAX_CONNS;
+  if (ok) g_conns[g_n_conns++] = sock;
+  pthread_mutex_unlock(&g_mu);
+  return ok;
+}
+
+static void conn_forget(int sock) {
+  pthread_mutex_lock(&g_mu);
+  for (int i = 0; i < g_n_conns; i++) {
+    if (g_conns[i] == sock) {
+      g_conns[i] = g_conns[--g_n_conns];
+      break;
+    }
+  }
+  if (g_n_conns == 0) pthread_cond_broadcast(&g_conns_done);
+  pthread_mutex_unlock(&g_mu);
+}
+
+/* Ends every client connection and waits (at most 2 s: a /slow-<ms> answer
+** may be sleeping) until their threads have let go of them. */
+static void conns_close_all(void) {
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_sec += 2;
+  pthread_mutex_lock(&g_mu);
+  for (int i = 0; i < g_n_conns; i++) shutdown(g_conns[i], SHUT_RDWR);
+  while (g_n_conns > 0 && pthread_cond_timedwait(&g_conns_done, &g_mu, &until) == 0) {
+  }
+  pthread_mutex_unlock(&g_mu);
+}
+
 static void *serve(void *arg) {
   accepted a = *(accepted *)arg;
   io conn = {a.sock, NULL};
@@ -650,78 +700,227 @@ static void *serve(void *arg) {
 out:
   if (conn.ssl) SSL_free(conn.ssl);
   free(buf);
+  conn_forget(a.sock);
   close(a.sock);
   return NULL;
 }
 
-static int listen_loopback(int *port) {
+/* Listens on 127.0.0.1:*port (0: a free port, chosen by the kernel, written
+** back to *port). Returns the socket, or -1 with the reason on stderr. */
+static int listen_loopback(int *port, const char *what) {
   struct sockaddr_in addr;
   socklen_t alen = sizeof addr;
   int one = 1;
-  int lfd = socket(AF_INET, SOCK_STREAM, 0);
+  int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (lfd < 0) {
+    perror("fake-provider: socket");
+    return -1;
+  }
   setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   memset(&addr, 0, sizeof addr);
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0; /* a free port, chosen by the kernel */
+  addr.sin_port = htons((unsigned short)*port);
   if (bind(lfd, (struct sockaddr *)&addr, sizeof addr) != 0 || listen(lfd, 64) != 0 ||
-      getsockname(lfd, (struct sockaddr *)&addr, &alen) != 0)
+      getsockname(lfd, (struct sockaddr *)&addr, &alen) != 0) {
+    fprintf(stderr, "fake-provider: cannot listen on 127.0.0.1:%d (%s): %s\n", *port, what,
+            strerror(errno));
+    close(lfd);
     return -1;
+  }
   *port = ntohs(addr.sin_port);
   return lfd;
 }
 
-int main(int argc, char **argv) {
-  int lfd[2], tls_port = 0;
-  pid_t parent = getppid();
-  char tmp[1024];
-  FILE *pf;
+static void usage(FILE *to) {
+  fprintf(to,
+          "usage: fake-provider [--port N] [--tls-port N] [--port-file FILE] [--log FILE]\n"
+          "                     [--exit-with-parent] [--quiet]\n"
+          "\n"
+          "A stand-in for Cloudflare Turnstile's and hCaptcha's siteverify endpoints on\n"
+          "127.0.0.1, for tests. Runs in the foreground; SIGTERM or SIGINT stops it (exit 0).\n"
+          "\n"
+          "  --port N            plain HTTP port (default 0: any free port)\n"
+          "  --tls-port N        HTTPS port, self-signed certificate that clients must\n"
+          "                      refuse (default 0: any free port)\n"
+          "  --port-file FILE    write \"PORT TLSPORT\" to FILE once listening\n"
+          "  --log FILE          append one line per request (never secrets or tokens);\n"
+          "                      '-' is stderr\n"
+          "  --exit-with-parent  also exit (0) when the parent process goes away\n"
+          "  --quiet             do not print the endpoints on stdout\n"
+          "  --help              this text\n"
+          "\n"
+          "Endpoints: /turnstile/v0/siteverify, /hcaptcha/siteverify (form POSTs).\n"
+          "Turnstile's test secrets 1x0000000000000000000000000000000AA (passes),\n"
+          "2x…AA (fails), 3x…AA (timeout-or-duplicate); hCaptcha's test secret\n"
+          "0x0000000000000000000000000000000000000000 with the response\n"
+          "10000000-aaaa-bbbb-cccc-000000000001. Secrets, tokens, path modifiers and\n"
+          "canned answers: docs/fake-provider.md.\n"
+          "\n"
+          "Point anonauth at it:\n"
+          "  SELECT anonauth_config('captcha.url', 'http://127.0.0.1:PORT/turnstile/v0/siteverify');\n");
+}
 
-  if (argc != 3) {
-    fprintf(stderr, "usage: fake_provider PORTFILE LOGFILE\n");
-    return 2;
+/* A port number from the command line: 0 to 65535, digits only. */
+static int parse_port(const char *arg, int *port) {
+  char *end;
+  long v;
+  if (arg == NULL || arg[0] < '0' || arg[0] > '9') return 0;
+  errno = 0;
+  v = strtol(arg, &end, 10);
+  if (errno != 0 || *end != 0 || v < 0 || v > 65535) return 0;
+  *port = (int)v;
+  return 1;
+}
+
+static volatile sig_atomic_t g_stop;
+
+static void on_stop(int sig) {
+  (void)sig;
+  g_stop = 1;
+}
+
+int main(int argc, char **argv) {
+  const char *port_file = NULL, *log_file = NULL;
+  int lfd[2], tls_port = 0, exit_with_parent = 0, quiet = 0;
+  pid_t parent = getppid();
+  sigset_t stop_signals, wait_mask;
+  struct sigaction sa;
+
+  if (argc == 3 && argv[1][0] != '-' && argv[2][0] != '-') {
+    /* The suites' form: fake_provider PORTFILE LOGFILE. */
+    port_file = argv[1];
+    log_file = argv[2];
+    exit_with_parent = quiet = 1;
+  } else {
+    for (int i = 1; i < argc; i++) {
+      const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+      if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+        usage(stdout);
+        return 0;
+      } else if (strcmp(a, "--port") == 0 && parse_port(v, &g_port)) {
+        i++;
+      } else if (strcmp(a, "--tls-port") == 0 && parse_port(v, &tls_port)) {
+        i++;
+      } else if (strcmp(a, "--port-file") == 0 && v != NULL) {
+        port_file = argv[++i];
+      } else if (strcmp(a, "--log") == 0 && v != NULL) {
+        log_file = argv[++i];
+      } else if (strcmp(a, "--exit-with-parent") == 0) {
+        exit_with_parent = 1;
+      } else if (strcmp(a, "--quiet") == 0) {
+        quiet = 1;
+      } else {
+        int takes_value = strcmp(a, "--port") == 0 || strcmp(a, "--tls-port") == 0 ||
+                          strcmp(a, "--port-file") == 0 || strcmp(a, "--log") == 0;
+        if (takes_value)
+          fprintf(stderr, "fake-provider: %s needs a value%s\n", a,
+                  strstr(a, "port") && strstr(a, "file") == NULL ? ", a port from 0 to 65535" : "");
+        else
+          fprintf(stderr, "fake-provider: unknown argument '%s'\n", a);
+        usage(stderr);
+        return 2;
+      }
+    }
   }
+
+  /* SIGTERM and SIGINT are blocked everywhere but in the main thread's
+  ** ppoll, so the stop is seen there and nowhere else (the connection
+  ** threads inherit the blocked mask). */
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, &wait_mask);
+  sigdelset(&wait_mask, SIGTERM);
+  sigdelset(&wait_mask, SIGINT);
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_stop;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGINT, &sa, NULL);
   signal(SIGPIPE, SIG_IGN);
+
   g_entries = calloc(MAX_ENTRIES, sizeof(entry));
-  g_log = fopen(argv[2], "a");
+  if (log_file != NULL) {
+    g_log = strcmp(log_file, "-") == 0 ? stderr : fopen(log_file, "a");
+    if (g_log == NULL) {
+      fprintf(stderr, "fake-provider: cannot open the log %s: %s\n", log_file, strerror(errno));
+      return 1;
+    }
+  }
   g_tls = make_tls();
-  if (g_entries == NULL || g_log == NULL || g_tls == NULL) return 1;
-  lfd[0] = listen_loopback(&g_port);
-  lfd[1] = listen_loopback(&tls_port);
-  if (lfd[0] < 0 || lfd[1] < 0) {
-    perror("fake_provider");
+  if (g_entries == NULL || g_tls == NULL) {
+    fprintf(stderr, "fake-provider: out of memory, or OpenSSL could not make a certificate\n");
     return 1;
   }
-  snprintf(tmp, sizeof tmp, "%s.tmp", argv[1]);
-  pf = fopen(tmp, "w");
-  if (pf == NULL) return 1;
-  fprintf(pf, "%d %d\n", g_port, tls_port);
-  fclose(pf);
-  rename(tmp, argv[1]);
+  lfd[0] = listen_loopback(&g_port, "--port");
+  if (lfd[0] < 0) return 1;
+  lfd[1] = listen_loopback(&tls_port, "--tls-port");
+  if (lfd[1] < 0) return 1;
+  if (port_file != NULL) {
+    char tmp[4096];
+    FILE *pf;
+    snprintf(tmp, sizeof tmp, "%s.tmp", port_file);
+    pf = fopen(tmp, "w");
+    if (pf == NULL || fprintf(pf, "%d %d\n", g_port, tls_port) < 0 || fclose(pf) != 0 ||
+        rename(tmp, port_file) != 0) {
+      fprintf(stderr, "fake-provider: cannot write the port file %s: %s\n", port_file,
+              strerror(errno));
+      return 1;
+    }
+  }
+  if (!quiet) {
+    printf("fake-provider: listening on 127.0.0.1 (SIGTERM or Ctrl-C stops it)\n"
+           "  turnstile  http://127.0.0.1:%d/turnstile/v0/siteverify\n"
+           "  hcaptcha   http://127.0.0.1:%d/hcaptcha/siteverify\n"
+           "  TLS, a certificate no client trusts: https://127.0.0.1:%d/...\n",
+           g_port, g_port, tls_port);
+    fflush(stdout);
+  }
 
-  for (;;) {
+  while (!g_stop) {
     struct pollfd p[2] = {{lfd[0], POLLIN, 0}, {lfd[1], POLLIN, 0}};
-    int r = poll(p, 2, 1000);
-    if (getppid() != parent) return 0; /* the suite is gone */
+    struct timespec second = {1, 0};
+    int r = ppoll(p, 2, exit_with_parent ? &second : NULL, &wait_mask);
+    if (exit_with_parent && getppid() != parent) break; /* the suite is gone */
     if (r <= 0) continue;
     for (int k = 0; k < 2; k++) {
       if (!(p[k].revents & POLLIN)) continue;
-      int sock = accept(lfd[k], NULL, NULL);
+      int sock = accept4(lfd[k], NULL, NULL, SOCK_CLOEXEC);
       if (sock < 0) continue;
       /* Head and body go out in two writes: without this, Nagle holds the
       ** body until the client's delayed ACK, 40 ms per request. */
       int nodelay = 1;
       setsockopt(sock, IPPROTO_TCP, TCP_NODELAY, &nodelay, sizeof nodelay);
       accepted *a = malloc(sizeof *a);
+      pthread_t th;
+      if (a == NULL || !conn_track(sock)) {
+        free(a);
+        close(sock);
+        continue;
+      }
       a->sock = sock;
       a->tls = k == 1;
-      pthread_t th;
       if (pthread_create(&th, NULL, serve, a) != 0) {
         free(a);
+        conn_forget(sock);
         close(sock);
         continue;
       }
       pthread_detach(th);
     }
   }
+
+  /* A clean stop: no new connections, the open ones ended, the log flushed.
+  ** _exit, not return: a connection thread still inside OpenSSL (a slow
+  ** answer) must not race OpenSSL's atexit cleanup. */
+  close(lfd[0]);
+  close(lfd[1]);
+  conns_close_all();
+  pthread_mutex_lock(&g_mu);
+  if (g_log != NULL) fflush(g_log);
+  pthread_mutex_unlock(&g_mu);
+  if (!quiet) printf("fake-provider: stopped\n");
+  fflush(stdout);
+  _exit(0);
 }

@@ -35,10 +35,12 @@ awk -v dir="$work" '
   inside { print > file }
 ' README.md docs/*.md
 
+# npm's output goes to build/node/npm-install.log; a failure shows its tail.
 node_ready() {
   [ -d build/node/node_modules/better-sqlite3 ] && return 0
   mkdir -p build/node
-  (cd build/node && npm install --no-audit --no-fund --loglevel=error better-sqlite3@12 >/dev/null 2>&1)
+  (cd build/node && npm install --no-audit --no-fund --loglevel=error better-sqlite3@12 \
+     > npm-install.log 2>&1)
 }
 
 for f in "$work"/snippet*; do
@@ -59,7 +61,9 @@ for f in "$work"/snippet*; do
               cp "$f" "$dir/snippet.mjs"
               (cd "$dir" && node snippet.mjs) > "$dir/out" 2>&1; rc=$?
             else
-              echo "npm install better-sqlite3@12 failed" > "$dir/out"; rc=1
+              { echo "npm install better-sqlite3@12 failed (node $(node --version 2>/dev/null || echo missing)," \
+                     "npm $(npm --version 2>/dev/null || echo missing)); the end of build/node/npm-install.log:"
+                tail -n 15 build/node/npm-install.log; } > "$dir/out" 2>&1; rc=1
             fi ;;
     *)      echo "unknown snippet language $lang" > "$dir/out"; rc=1 ;;
   esac
