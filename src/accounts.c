@@ -495,6 +495,33 @@ static int account_exists(aa_conn *c) {
                 "this account already belongs to a user");
 }
 
+/*
+** Sign-ups are limited per client address (opts.ip, IPv6 by /64) like
+** anonymous sign-ins: each one writes rows and costs an Argon2 hash, and
+** each answer tells whether an account exists. The token is taken before
+** either, in an atomic call of its own, so parallel calls from one address
+** cannot all get through to Argon2; an attempt that then finds the account
+** taken has still spent it.
+*/
+static const char SIGNUP_RATE_KIND[] = "account_signup_ip";
+
+static int signup_take_body(aa_conn *c, void *arg) {
+  const aa_opts *o = arg;
+  int64_t per_hour;
+  int allowed = 1, rc = aa_config_sync(c);
+  if (rc != SQLITE_OK) return rc;
+  per_hour = aa_config_int(c, AA_CFG_RATELIMIT_SIGNUP_PER_HOUR);
+  rc = aa_ratelimit_take(c, SIGNUP_RATE_KIND, o->ip_limit_key, per_hour, &allowed);
+  if (rc != SQLITE_OK || allowed) return rc;
+  rc = aa_audit(c, "rate_limited", AA_NO_ID, AA_NO_ID, o->ip,
+                "{\"function\":\"account_signup\",\"limit\":\"ratelimit.signup_per_hour\"}");
+  if (rc != SQLITE_OK) return rc;
+  return aa_err_after_commit(c, AA_E_RATE_LIMITED,
+                             "account_signup: more than %lld sign-ups per hour from this "
+                             "address (ratelimit.signup_per_hour)",
+                             (long long)per_hour);
+}
+
 static int signup_body(aa_conn *c, void *arg) {
   signup_call *s = arg;
   account_row r;
@@ -541,10 +568,13 @@ void aa_fn_account_signup(sqlite3_context *ctx, int argc, sqlite3_value **argv) 
   /* Before anything that tells whether the account exists. */
   rc = aa_captcha_gate(c, &opts, "account_signup");
   if (rc == SQLITE_OK) rc = read_before(c, &a, &r);
-  if (rc == SQLITE_OK && r.exists) rc = account_exists(c);
+  if (rc == SQLITE_OK && opts.has_ip && aa_config_int(c, AA_CFG_RATELIMIT_SIGNUP_PER_HOUR) > 0)
+    rc = aa_atomic(c, signup_take_body, &opts);
+  if (rc == SQLITE_OK && !c->err_set && r.exists) rc = account_exists(c);
   row_free(&r);
-  if (rc == SQLITE_OK && a.secret) rc = aa_password_hash(c, a.secret, a.secret_len, hash);
-  if (rc == SQLITE_OK) {
+  if (rc == SQLITE_OK && !c->err_set && a.secret)
+    rc = aa_password_hash(c, a.secret, a.secret_len, hash);
+  if (rc == SQLITE_OK && !c->err_set) {
     call.a = &a;
     call.opts = &opts;
     call.hash = a.secret ? hash : NULL;

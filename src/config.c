@@ -50,6 +50,7 @@ static const key_def keys[AA_CFG_COUNT] = {
     [AA_CFG_LINK_MERGE_SQL] = {"link.merge_sql", K_SQL, 0, 0, 0, 0, merge_params},
     [AA_CFG_RATELIMIT_FAILED_SIGNIN_PER_HOUR] = {"ratelimit.failed_signin_per_hour", K_INT, 10, 0, 1000000, 0, 0},
     [AA_CFG_RATELIMIT_ANON_PER_HOUR] = {"ratelimit.anon_per_hour", K_INT, 30, 0, 1000000, 0, 0},
+    [AA_CFG_RATELIMIT_SIGNUP_PER_HOUR] = {"ratelimit.signup_per_hour", K_INT, 10, 0, 1000000, 0, 0},
     [AA_CFG_CAPTCHA_PROVIDER] = {"captcha.provider", K_ENUM, 0, 0, 0, provider_choices, 0},
     [AA_CFG_CAPTCHA_SECRET] = {"captcha.secret", K_SECRET, 0, 0, 0, 0, 0},
     [AA_CFG_CAPTCHA_URL] = {"captcha.url", K_URL, 0, 0, 0, 0, 0},
