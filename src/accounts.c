@@ -197,26 +197,38 @@ static int read_before(aa_conn *c, const account_args *a, account_row *r) {
   return rc;
 }
 
+/* What checking a credential found. */
+enum {
+  CRED_NO = 0,        /* it does not open the account */
+  CRED_MATCH = 1,     /* it does */
+  CRED_HASH_REFUSED = 2 /* the stored hash costs more than the caps: not run */
+};
+
 /*
 ** Whether the presented credential opens the account, as sign-in decides
 ** it: the secret verifies against the stored hash, or the account has no
 ** secret and none was presented. Outside any lock. Every path that was
-** handed a secret runs one Argon2 verification.
+** handed a secret runs one Argon2 verification at most at the configured
+** cost (password.c).
 */
 static int credential_matches(aa_conn *c, const account_row *r, const account_args *a) {
   if (a->secret != NULL) {
-    if (r->exists && r->hash != NULL)
-      return aa_password_verify(c, r->hash, a->secret, a->secret_len);
+    if (r->exists && r->hash != NULL) {
+      int refused = 0;
+      if (aa_password_verify(c, r->hash, a->secret, a->secret_len, &refused)) return CRED_MATCH;
+      return refused ? CRED_HASH_REFUSED : CRED_NO;
+    }
     aa_password_verify_dummy(c, a->secret, a->secret_len);
-    return 0;
+    return CRED_NO;
   }
-  return r->exists && r->hash == NULL;
+  return r->exists && r->hash == NULL ? CRED_MATCH : CRED_NO;
 }
 
-static const char *failure_reason(const account_row *r, const account_args *a) {
+static const char *failure_reason(const account_row *r, const account_args *a, int found) {
   if (!r->exists) return "unknown_account";
   if (r->hash == NULL) return "account_takes_no_secret";
   if (a->secret == NULL) return "secret_required";
+  if (found == CRED_HASH_REFUSED) return "hash_refused";
   return "wrong_secret";
 }
 
@@ -379,15 +391,23 @@ static int fail_rate_limited(aa_conn *c, const account_args *a, const account_ro
 }
 
 static int fail_credentials(aa_conn *c, const account_args *a, const account_row *r,
-                            const char *ip, const char *via) {
+                            int found, const char *ip, const char *via) {
   char extra[96];
+  int64_t user_id = r->exists ? r->user_id : AA_NO_ID;
   int rc;
   /* The token this check cost was taken before it ran (take_before_check). */
   sqlite3_snprintf((int)sizeof(extra), extra, "\"reason\":\"%s\",\"via\":\"%s\"",
-                   failure_reason(r, a), via);
-  rc = audit_account(c, "signin_failed", r->exists ? r->user_id : AA_NO_ID, AA_NO_ID, ip, a,
-                     r->exists, extra);
+                   failure_reason(r, a, found), via);
+  rc = audit_account(c, "signin_failed", user_id, AA_NO_ID, ip, a, r->exists, extra);
   if (rc != SQLITE_OK) return rc;
+  if (found == CRED_HASH_REFUSED) {
+    /* Its own event, for alerting: anonauth never writes such a hash, so
+    ** the database was written by someone else. The string is not quoted. */
+    sqlite3_snprintf((int)sizeof(extra), extra,
+                     "\"reason\":\"cost above the password maxima\",\"via\":\"%s\"", via);
+    rc = audit_account(c, "hash_refused", user_id, AA_NO_ID, ip, a, 1, extra);
+    if (rc != SQLITE_OK) return rc;
+  }
   return aa_err_after_commit(c, AA_E_INVALID_CREDENTIALS,
                              "unknown account or wrong secret");
 }
@@ -395,9 +415,9 @@ static int fail_credentials(aa_conn *c, const account_args *a, const account_row
 /* Settles a checked credential under the write lock. *proceed is 1 when
 ** the caller may go on to succeed. */
 static int settle_credential(aa_conn *c, const account_args *a, const account_row *r,
-                            int matches, const char *ip, const char *via, int *proceed) {
+                            int found, const char *ip, const char *via, int *proceed) {
   *proceed = 0;
-  if (!matches) return fail_credentials(c, a, r, ip, via);
+  if (found != CRED_MATCH) return fail_credentials(c, a, r, found, ip, via);
   *proceed = 1;
   return bucket_reset(c, a);
 }
