@@ -18,6 +18,9 @@
 **    right guess was refused after verifying and re-hashing, three times
 **    slower than the wrong ones), and without a success at most one guess
 **    was checked.
+** 3. link_account's merge path proves ownership with the same bucket: six
+**    anonymous visitors try to merge into one account with wrong secrets at
+**    once, limit 2: at most two run Argon2.
 */
 #include "harness.h"
 
@@ -32,20 +35,27 @@ typedef struct {
   long maxrss_kib;
 } outcome;
 
+#define SIGNIN_SQL "SELECT account_signin('password', ?1, ?2)"
+/* ?3: the visitor's anonymous session token */
+#define MERGE_SQL "SELECT link_account(?3, 'password', ?1, ?2)"
+
+static const char *attempt_sql = SIGNIN_SQL;
+static char visitor_tokens[GUESSERS][64];
+
 /* One guesser: opens the database, waits for the broadcast (EOF on go_fd),
-** makes one sign-in attempt and reports its result byte. */
-static int guesser(const char *path, const char *account, const char *secret, int go_fd,
-                   int res_fd) {
+** makes one attempt and reports its result byte. */
+static int guesser(const char *path, const char *account, const char *secret, int me,
+                   int go_fd, int res_fd) {
   sqlite3 *db = harness_open(path);
   sqlite3_stmt *st = NULL;
   char go, out = 'X';
   if (db == NULL) return 2;
   sqlite3_busy_timeout(db, 60000);
-  if (sqlite3_prepare_v2(db, "SELECT account_signin('password', ?1, ?2)", -1, &st, NULL) !=
-      SQLITE_OK)
-    return 3;
+  if (sqlite3_prepare_v2(db, attempt_sql, -1, &st, NULL) != SQLITE_OK) return 3;
   sqlite3_bind_text(st, 1, account, -1, SQLITE_STATIC);
   if (secret) sqlite3_bind_text(st, 2, secret, -1, SQLITE_STATIC);
+  if (sqlite3_bind_parameter_count(st) >= 3)
+    sqlite3_bind_text(st, 3, visitor_tokens[me], -1, SQLITE_STATIC);
   if (read(go_fd, &go, 1) != 0) return 4; /* released when the parent closes the pipe */
   if (sqlite3_step(st) == SQLITE_ROW)
     out = 'S';
@@ -75,7 +85,7 @@ static int run_guessers(const char *path, const char *account, const char *const
     if (pids[i] == 0) {
       close(go[1]);
       close(pipes[i][0]);
-      _exit(guesser(path, account, secrets[i], go[0], pipes[i][1]));
+      _exit(guesser(path, account, secrets[i], i, go[0], pipes[i][1]));
     }
     close(pipes[i][1]);
   }
@@ -200,6 +210,45 @@ int main(void) {
         "without a success at most the one remaining token's guess was checked (%d were)", ran);
   CHECK(count(res, GUESSERS, 'X') == 0, "no other error");
   CHECK(count(res, GUESSERS, 'S') == 0 || res[2].result == 'S', "only the right guess signs in");
+
+  /* ---- 3. link_account's merge path, six wrong secrets, two tokens ---- */
+  REQUIRE(sqlite3_exec(db,
+                       "SELECT anonauth_config('password.memlimit', 67108864),"
+                       "       anonauth_config('password.opslimit', 1),"
+                       "       anonauth_config('ratelimit.failed_signin_per_hour', 2),"
+                       "       anonauth_config('link.on_conflict', 'merge'),"
+                       "       account_signup('password', 'owner@example.com', 'right horse')",
+                       NULL, NULL, NULL) == SQLITE_OK,
+          "an account hashed at 64 MiB, merges on, limit 2 per hour");
+  {
+    int visitors = 0;
+    for (int i = 0; i < GUESSERS; i++)
+      visitors += harness_text(db, "SELECT anon_signin()", visitor_tokens[i],
+                               sizeof visitor_tokens[i]) == SQLITE_OK;
+    REQUIRE(visitors == GUESSERS, "%d anonymous visitors", GUESSERS);
+  }
+  attempt_sql = MERGE_SQL;
+  argon_kib = base + 48 * 1024;
+  {
+    const char *wrong[GUESSERS] = {"w0", "w1", "w2", "w3", "w4", "w5"};
+    all_ran = run_guessers(path, "owner@example.com", wrong, GUESSERS, res);
+  }
+  CHECK(all_ran, "six merging visitors ran and answered");
+  ran = limited_ran = 0;
+  for (int i = 0; i < GUESSERS; i++) {
+    int argon = res[i].maxrss_kib >= argon_kib;
+    ran += argon;
+    limited_ran += argon && res[i].result == 'R';
+  }
+  CHECK(ran <= 2, "at most 2 of %d parallel merge attempts ran Argon2 with a limit of 2 (%d did)",
+        GUESSERS, ran);
+  CHECK(limited_ran == 0, "no rate_limited merge attempt ran Argon2 (%d did)", limited_ran);
+  CHECK(count(res, GUESSERS, 'I') == 2 && count(res, GUESSERS, 'R') == 4,
+        "2 invalid_credentials and 4 rate_limited (got %d and %d)", count(res, GUESSERS, 'I'),
+        count(res, GUESSERS, 'R'));
+  CHECK(harness_int(db, "SELECT count(*) FROM anonauth_users WHERE is_anonymous = 1") >=
+            GUESSERS,
+        "no visitor was merged");
 
   CHECK(sqlite3_close(db) == SQLITE_OK, "closes");
   harness_remove(path);
