@@ -115,8 +115,10 @@ static stored_verdict stored_cost(const char *hash) {
   if (!read_number(&p, &t) || strncmp(p, ",p=", 3) != 0) return STORED_NOT_ARGON2ID;
   p += 3;
   if (!read_number(&p, &lanes) || *p != '$') return STORED_NOT_ARGON2ID;
-  if (m * 1024U > (uint64_t)AA_PASSWORD_MEMLIMIT_MAX || m * 1024U < crypto_pwhash_MEMLIMIT_MIN ||
-      t > AA_PASSWORD_OPSLIMIT_MAX || t < crypto_pwhash_OPSLIMIT_MIN || lanes != 1)
+  /* Below libsodium's minimums it would refuse at once: not a valid string. */
+  if (m * 1024U < crypto_pwhash_MEMLIMIT_MIN || t < crypto_pwhash_OPSLIMIT_MIN || lanes < 1)
+    return STORED_NOT_ARGON2ID;
+  if (m * 1024U > (uint64_t)AA_PASSWORD_MEMLIMIT_MAX || t > AA_PASSWORD_OPSLIMIT_MAX || lanes > 1)
     return STORED_OVER_CAPS;
   return STORED_OK;
 }
