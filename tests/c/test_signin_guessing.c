@@ -42,10 +42,10 @@ typedef struct {
 static const char *attempt_sql = SIGNIN_SQL;
 static char visitor_tokens[GUESSERS][64];
 
-/* One guesser: opens the database, waits for the broadcast (EOF on go_fd),
-** makes one attempt and reports its result byte. */
+/* One guesser: opens the database, says it is ready, waits for the
+** broadcast (EOF on go_fd), makes one attempt and reports its result byte. */
 static int guesser(const char *path, const char *account, const char *secret, int me,
-                   int go_fd, int res_fd) {
+                   int ready_fd, int go_fd, int res_fd) {
   sqlite3 *db = harness_open(path);
   sqlite3_stmt *st = NULL;
   char go, out = 'X';
@@ -56,6 +56,7 @@ static int guesser(const char *path, const char *account, const char *secret, in
   if (secret) sqlite3_bind_text(st, 2, secret, -1, SQLITE_STATIC);
   if (sqlite3_bind_parameter_count(st) >= 3)
     sqlite3_bind_text(st, 3, visitor_tokens[me], -1, SQLITE_STATIC);
+  if (write(ready_fd, "r", 1) != 1) return 6;
   if (read(go_fd, &go, 1) != 0) return 4; /* released when the parent closes the pipe */
   if (sqlite3_step(st) == SQLITE_ROW)
     out = 'S';
@@ -73,10 +74,10 @@ static int guesser(const char *path, const char *account, const char *secret, in
 /* Runs n guessers at once; secrets[i] is guesser i's secret. */
 static int run_guessers(const char *path, const char *account, const char *const *secrets,
                         int n, outcome *res) {
-  int go[2], pipes[GUESSERS + 1][2];
+  int go[2], ready[2], pipes[GUESSERS + 1][2];
   pid_t pids[GUESSERS + 1];
   int ok = 1;
-  if (pipe(go) != 0) return 0;
+  if (pipe(go) != 0 || pipe(ready) != 0) return 0;
   for (int i = 0; i < n; i++) {
     if (pipe(pipes[i]) != 0) return 0;
     fflush(stdout);
@@ -84,14 +85,20 @@ static int run_guessers(const char *path, const char *account, const char *const
     if (pids[i] < 0) return 0;
     if (pids[i] == 0) {
       close(go[1]);
+      close(ready[0]);
       close(pipes[i][0]);
-      _exit(guesser(path, account, secrets[i], i, go[0], pipes[i][1]));
+      _exit(guesser(path, account, secrets[i], i, ready[1], go[0], pipes[i][1]));
     }
     close(pipes[i][1]);
   }
   close(go[0]);
-  usleep(200 * 1000); /* every guesser has opened its connection and waits */
-  close(go[1]);       /* the broadcast */
+  close(ready[1]);
+  for (int i = 0; i < n; i++) { /* every guesser has opened its connection */
+    char r;
+    if (read(ready[0], &r, 1) != 1) ok = 0;
+  }
+  close(ready[0]);
+  close(go[1]); /* the broadcast */
   for (int i = 0; i < n; i++) {
     struct rusage ru;
     int status = 0;
