@@ -25,12 +25,23 @@
 **   verify against, see password.c).
 **
 ** - Guessing is limited per account, not per caller: a token bucket keyed by
-**   provider and account id (ratelimit.c), checked before verifying and
-**   drawn on each failure, whether the account exists or not (so the limit
-**   itself does not reveal which accounts exist). Every check of a secret
-**   against an existing account goes through it: sign-in, and link_account
-**   when it must prove ownership. The failure's bucket and audit row commit
-**   even though the call returns an error (aa_err_after_commit).
+**   provider and account id (ratelimit.c), whether the account exists or
+**   not (so the limit itself does not reveal which accounts exist). Every
+**   check of a secret goes through it: sign-in, and link_account when it
+**   must prove ownership. A token is taken *before* the secret is checked,
+**   in an atomic call of its own that commits before Argon2 starts, so N
+**   tokens buy at most N checks however many callers race (checking first
+**   and drawing after let every parallel guess through to Argon2). A
+**   success gives the bucket back whole; an empty bucket refuses without
+**   running Argon2 at all. An attempt without a secret guesses nothing and
+**   neither takes nor needs a token. Refusals and failures commit their
+**   bucket and audit row even though the call returns an error
+**   (aa_err_after_commit). Inside the caller's BEGIN ... COMMIT the take is
+**   part of the caller's transaction: a ROLLBACK undoes it with the rest.
+**
+** - A stored hash is re-hashed at today's cost only after the sign-in has
+**   committed, in a third short atomic call whose failure is ignored: the
+**   extra Argon2 run never delays a refusal or a bucket check.
 **
 ** link_account() rotates the session: the presented token is revoked and a
 ** new one returned, so a token planted on a visitor before they link never
@@ -170,12 +181,11 @@ static int row_same(const account_row *x, const account_row *y) {
   return x->hash == NULL || strcmp(x->hash, y->hash) == 0;
 }
 
-/* Outside any lock: the account row and whether its bucket is empty. A
-** database without anonauth's tables has no accounts and full buckets. */
-static int read_before(aa_conn *c, const account_args *a, account_row *r, int *limited) {
-  int rc, allowed = 1;
+/* Outside any lock: the account row. A database without anonauth's tables
+** has no accounts. */
+static int read_before(aa_conn *c, const account_args *a, account_row *r) {
+  int rc;
   memset(r, 0, sizeof(*r));
-  *limited = 0;
   rc = aa_config_refresh(c);
   if (rc != SQLITE_OK) return rc;
   rc = aa_schema_check(c);
@@ -184,34 +194,41 @@ static int read_before(aa_conn *c, const account_args *a, account_row *r, int *l
     return SQLITE_OK;
   }
   if (rc == SQLITE_OK) rc = row_read(c, a, r);
-  if (rc == SQLITE_OK)
-    rc = aa_ratelimit_available(c, RATE_KIND, a->subject,
-                                aa_config_int(c, AA_CFG_RATELIMIT_FAILED_SIGNIN_PER_HOUR),
-                                &allowed);
-  *limited = !allowed;
   return rc;
 }
+
+/* What checking a credential found. */
+enum {
+  CRED_NO = 0,        /* it does not open the account */
+  CRED_MATCH = 1,     /* it does */
+  CRED_HASH_REFUSED = 2 /* the stored hash costs more than the caps: not run */
+};
 
 /*
 ** Whether the presented credential opens the account, as sign-in decides
 ** it: the secret verifies against the stored hash, or the account has no
 ** secret and none was presented. Outside any lock. Every path that was
-** handed a secret runs one Argon2 verification.
+** handed a secret runs one Argon2 verification at most at the configured
+** cost (password.c).
 */
 static int credential_matches(aa_conn *c, const account_row *r, const account_args *a) {
   if (a->secret != NULL) {
-    if (r->exists && r->hash != NULL)
-      return aa_password_verify(c, r->hash, a->secret, a->secret_len);
+    if (r->exists && r->hash != NULL) {
+      int refused = 0;
+      if (aa_password_verify(c, r->hash, a->secret, a->secret_len, &refused)) return CRED_MATCH;
+      return refused ? CRED_HASH_REFUSED : CRED_NO;
+    }
     aa_password_verify_dummy(c, a->secret, a->secret_len);
-    return 0;
+    return CRED_NO;
   }
-  return r->exists && r->hash == NULL;
+  return r->exists && r->hash == NULL ? CRED_MATCH : CRED_NO;
 }
 
-static const char *failure_reason(const account_row *r, const account_args *a) {
+static const char *failure_reason(const account_row *r, const account_args *a, int found) {
   if (!r->exists) return "unknown_account";
   if (r->hash == NULL) return "account_takes_no_secret";
   if (a->secret == NULL) return "secret_required";
+  if (found == CRED_HASH_REFUSED) return "hash_refused";
   return "wrong_secret";
 }
 
@@ -225,8 +242,10 @@ static const char SQL_INSERT_ACCOUNT[] =
 static const char SQL_CONVERT[] =
     "UPDATE main.anonauth_users SET is_anonymous = 0 WHERE id = ?1 AND is_anonymous = 1";
 
+/* Only the hash that was verified is replaced: a secret changed meanwhile
+** stays changed. */
 static const char SQL_REHASH[] =
-    "UPDATE main.anonauth_accounts SET secret_hash = ?2 WHERE id = ?1";
+    "UPDATE main.anonauth_accounts SET secret_hash = ?2 WHERE id = ?1 AND secret_hash = ?3";
 
 static const char SQL_BUCKET_RESET[] =
     "DELETE FROM main.anonauth_rate_limits WHERE kind = ?1 AND subject = ?2";
@@ -260,12 +279,14 @@ static int convert_user(aa_conn *c, int64_t user_id, int *converted) {
   return rc;
 }
 
-static int store_rehash(aa_conn *c, int64_t account_row_id, const char *hash) {
+static int store_rehash(aa_conn *c, int64_t account_row_id, const char *old_hash,
+                        const char *hash) {
   sqlite3_stmt *st;
   int rc = aa_stmt_get(c, SQL_REHASH, &st);
   if (rc != SQLITE_OK) return rc;
   sqlite3_bind_int64(st, 1, account_row_id);
   sqlite3_bind_text(st, 2, hash, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 3, old_hash, -1, SQLITE_STATIC);
   return aa_stmt_exec(c, st);
 }
 
@@ -370,38 +391,89 @@ static int fail_rate_limited(aa_conn *c, const account_args *a, const account_ro
 }
 
 static int fail_credentials(aa_conn *c, const account_args *a, const account_row *r,
-                            const char *ip, const char *via) {
+                            int found, const char *ip, const char *via) {
   char extra[96];
-  int allowed, rc;
-  rc = aa_ratelimit_take(c, RATE_KIND, a->subject,
-                         aa_config_int(c, AA_CFG_RATELIMIT_FAILED_SIGNIN_PER_HOUR), &allowed);
-  if (rc != SQLITE_OK) return rc;
+  int64_t user_id = r->exists ? r->user_id : AA_NO_ID;
+  int rc;
+  /* The token this check cost was taken before it ran (take_before_check). */
   sqlite3_snprintf((int)sizeof(extra), extra, "\"reason\":\"%s\",\"via\":\"%s\"",
-                   failure_reason(r, a), via);
-  rc = audit_account(c, "signin_failed", r->exists ? r->user_id : AA_NO_ID, AA_NO_ID, ip, a,
-                     r->exists, extra);
+                   failure_reason(r, a, found), via);
+  rc = audit_account(c, "signin_failed", user_id, AA_NO_ID, ip, a, r->exists, extra);
   if (rc != SQLITE_OK) return rc;
+  if (found == CRED_HASH_REFUSED) {
+    /* Its own event, for alerting: anonauth never writes such a hash, so
+    ** the database was written by someone else. The string is not quoted. */
+    sqlite3_snprintf((int)sizeof(extra), extra,
+                     "\"reason\":\"cost above the password maxima\",\"via\":\"%s\"", via);
+    rc = audit_account(c, "hash_refused", user_id, AA_NO_ID, ip, a, 1, extra);
+    if (rc != SQLITE_OK) return rc;
+  }
   return aa_err_after_commit(c, AA_E_INVALID_CREDENTIALS,
                              "unknown account or wrong secret");
 }
 
-/* Checks the bucket again under the write lock, then settles a verified or
-** failed credential. *proceed is 1 when the caller may go on to succeed. */
+/* Settles a checked credential under the write lock. *proceed is 1 when
+** the caller may go on to succeed. */
 static int settle_credential(aa_conn *c, const account_args *a, const account_row *r,
-                             int limited_before, int matches, const char *ip,
-                             const char *via, int *proceed) {
-  int allowed = 1, rc;
+                            int found, const char *ip, const char *via, int *proceed) {
   *proceed = 0;
-  rc = aa_ratelimit_available(c, RATE_KIND, a->subject,
-                              aa_config_int(c, AA_CFG_RATELIMIT_FAILED_SIGNIN_PER_HOUR),
-                              &allowed);
-  if (rc != SQLITE_OK) return rc;
-  /* Limited when seen empty before verifying (nothing was verified then),
-  ** or emptied since by other failures: even the right secret waits. */
-  if (limited_before || !allowed) return fail_rate_limited(c, a, r, ip, via);
-  if (!matches) return fail_credentials(c, a, r, ip, via);
+  if (found != CRED_MATCH) return fail_credentials(c, a, r, found, ip, via);
   *proceed = 1;
   return bucket_reset(c, a);
+}
+
+/* ---- the token a check costs, taken before it runs ---------------------- */
+
+typedef struct {
+  const account_args *a;
+  const account_row *r;
+  const aa_opts *opts;   /* the client, for account_signin */
+  int64_t session_id;    /* or the session's client, for link_account */
+  const char *via;
+} take_call;
+
+static int take_body(aa_conn *c, void *arg) {
+  take_call *t = arg;
+  aa_opts client;
+  const char *ip = NULL;
+  int allowed = 1, rc = aa_config_sync(c);
+  if (rc != SQLITE_OK) return rc;
+  rc = aa_ratelimit_take(c, RATE_KIND, t->a->subject,
+                         aa_config_int(c, AA_CFG_RATELIMIT_FAILED_SIGNIN_PER_HOUR), &allowed);
+  if (rc != SQLITE_OK || allowed) return rc;
+  if (t->opts) {
+    ip = t->opts->has_ip ? t->opts->ip : NULL;
+  } else {
+    rc = session_client(c, t->session_id, &client);
+    if (rc != SQLITE_OK) return rc;
+    ip = client.has_ip ? client.ip : NULL;
+  }
+  return fail_rate_limited(c, t->a, t->r, ip, t->via);
+}
+
+/*
+** Before a secret is checked: one token from the account's bucket, in an
+** atomic call that commits (in autocommit) before the Argon2 work starts,
+** so that however many callers race, N tokens buy at most N checks. An
+** empty bucket refuses: the refusal and its audit row commit, the error is
+** recorded for after the commit, and *refused is set: nothing is checked.
+** Without a secret there is nothing to guess, and no token is taken.
+*/
+static int take_before_check(aa_conn *c, const account_args *a, const account_row *r,
+                             const aa_opts *opts, int64_t session_id, const char *via,
+                             int *refused) {
+  take_call t;
+  int rc;
+  *refused = 0;
+  if (a->secret == NULL) return SQLITE_OK;
+  t.a = a;
+  t.r = r;
+  t.opts = opts;
+  t.session_id = session_id;
+  t.via = via;
+  rc = aa_atomic(c, take_body, &t);
+  if (rc == SQLITE_OK && aa_err_recorded(c, NULL) != SQLITE_OK) *refused = 1;
+  return rc;
 }
 
 static int changed_meanwhile(aa_conn *c, int *changed) {
@@ -443,6 +515,33 @@ static int account_exists(aa_conn *c) {
                 "this account already belongs to a user");
 }
 
+/*
+** Sign-ups are limited per client address (opts.ip, IPv6 by /64) like
+** anonymous sign-ins: each one writes rows and costs an Argon2 hash, and
+** each answer tells whether an account exists. The token is taken before
+** either, in an atomic call of its own, so parallel calls from one address
+** cannot all get through to Argon2; an attempt that then finds the account
+** taken has still spent it.
+*/
+static const char SIGNUP_RATE_KIND[] = "account_signup_ip";
+
+static int signup_take_body(aa_conn *c, void *arg) {
+  const aa_opts *o = arg;
+  int64_t per_hour;
+  int allowed = 1, rc = aa_config_sync(c);
+  if (rc != SQLITE_OK) return rc;
+  per_hour = aa_config_int(c, AA_CFG_RATELIMIT_SIGNUP_PER_HOUR);
+  rc = aa_ratelimit_take(c, SIGNUP_RATE_KIND, o->ip_limit_key, per_hour, &allowed);
+  if (rc != SQLITE_OK || allowed) return rc;
+  rc = aa_audit(c, "rate_limited", AA_NO_ID, AA_NO_ID, o->ip,
+                "{\"function\":\"account_signup\",\"limit\":\"ratelimit.signup_per_hour\"}");
+  if (rc != SQLITE_OK) return rc;
+  return aa_err_after_commit(c, AA_E_RATE_LIMITED,
+                             "account_signup: more than %lld sign-ups per hour from this "
+                             "address (ratelimit.signup_per_hour)",
+                             (long long)per_hour);
+}
+
 static int signup_body(aa_conn *c, void *arg) {
   signup_call *s = arg;
   account_row r;
@@ -471,7 +570,7 @@ void aa_fn_account_signup(sqlite3_context *ctx, int argc, sqlite3_value **argv) 
   account_row r;
   signup_call call;
   char hash[AA_PASSWORD_HASH_MAX];
-  int limited, rc;
+  int rc;
 
   aa_err_clear(c);
   memset(&call, 0, sizeof(call));
@@ -488,11 +587,14 @@ void aa_fn_account_signup(sqlite3_context *ctx, int argc, sqlite3_value **argv) 
   }
   /* Before anything that tells whether the account exists. */
   rc = aa_captcha_gate(c, &opts, "account_signup");
-  if (rc == SQLITE_OK) rc = read_before(c, &a, &r, &limited);
-  if (rc == SQLITE_OK && r.exists) rc = account_exists(c);
+  if (rc == SQLITE_OK) rc = read_before(c, &a, &r);
+  if (rc == SQLITE_OK && opts.has_ip && aa_config_int(c, AA_CFG_RATELIMIT_SIGNUP_PER_HOUR) > 0)
+    rc = aa_atomic(c, signup_take_body, &opts);
+  if (rc == SQLITE_OK && aa_err_recorded(c, NULL) == SQLITE_OK && r.exists) rc = account_exists(c);
   row_free(&r);
-  if (rc == SQLITE_OK && a.secret) rc = aa_password_hash(c, a.secret, a.secret_len, hash);
-  if (rc == SQLITE_OK) {
+  if (rc == SQLITE_OK && aa_err_recorded(c, NULL) == SQLITE_OK && a.secret)
+    rc = aa_password_hash(c, a.secret, a.secret_len, hash);
+  if (rc == SQLITE_OK && aa_err_recorded(c, NULL) == SQLITE_OK) {
     call.a = &a;
     call.opts = &opts;
     call.hash = a.secret ? hash : NULL;
@@ -509,9 +611,7 @@ typedef struct {
   const account_args *a;
   const aa_opts *opts;
   account_row seen; /* the row the credential was checked against */
-  int limited;      /* its bucket was empty then: nothing was verified */
   int matches;
-  char rehash[AA_PASSWORD_HASH_MAX]; /* the secret at today's cost, or "" */
   int changed;
   int64_t merged_from; /* set when the body folded an anonymous user in */
   int64_t user_id;
@@ -543,13 +643,11 @@ static int signin_body(aa_conn *c, void *arg) {
   row_free(&now);
   if (!same) return changed_meanwhile(c, &s->changed);
 
-  rc = settle_credential(c, s->a, &s->seen, s->limited, s->matches, ip, "account_signin",
-                         &proceed);
+  rc = settle_credential(c, s->a, &s->seen, s->matches, ip, "account_signin", &proceed);
   if (rc != SQLITE_OK || !proceed) return rc;
 
   user_id = s->seen.user_id;
-  if (s->rehash[0]) rc = store_rehash(c, s->seen.id, s->rehash);
-  if (rc == SQLITE_OK) rc = anon_to_merge(c, s->opts, user_id, &from);
+  rc = anon_to_merge(c, s->opts, user_id, &from);
   if (rc == SQLITE_OK && from != AA_NO_ID) rc = aa_merge_users(c, from, user_id);
   s->merged_from = from;
   s->user_id = user_id;
@@ -562,6 +660,36 @@ static int signin_body(aa_conn *c, void *arg) {
     rc = audit_account(c, "merge", user_id, session_id, ip, s->a, 1, extra);
   }
   return rc;
+}
+
+typedef struct {
+  const account_row *seen;
+  const char *fresh;
+} rehash_call;
+
+static int rehash_body(aa_conn *c, void *arg) {
+  rehash_call *r = arg;
+  return store_rehash(c, r->seen->id, r->seen->hash, r->fresh);
+}
+
+/*
+** Keeps stored hashes at the configured cost: after a sign-in committed,
+** while the secret is at hand, the hash it verified is replaced by one at
+** today's cost. Best effort: a failure here (out of memory, a busy
+** database) leaves the old hash and the sign-in stands.
+*/
+static void rehash_after_signin(aa_conn *c, const account_row *seen, const account_args *a) {
+  char fresh[AA_PASSWORD_HASH_MAX];
+  rehash_call r;
+  if (a->secret == NULL || seen->hash == NULL || !aa_password_needs_rehash(c, seen->hash))
+    return;
+  if (aa_password_hash(c, a->secret, a->secret_len, fresh) == SQLITE_OK) {
+    r.seen = seen;
+    r.fresh = fresh;
+    (void)aa_atomic(c, rehash_body, &r);
+  }
+  aa_password_wipe(fresh);
+  aa_err_clear(c);
 }
 
 void aa_fn_account_signin(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
@@ -585,30 +713,27 @@ void aa_fn_account_signin(sqlite3_context *ctx, int argc, sqlite3_value **argv) 
   ** transaction, the write lock comes before the first read. */
   rc = aa_atomic_begin(c);
   for (int attempt = 1; rc == SQLITE_OK; attempt++) {
+    int refused = 0;
+    row_free(&call.seen);
     memset(&call, 0, sizeof(call));
     call.a = &a;
     call.opts = &opts;
-    rc = read_before(c, &a, &call.seen, &call.limited);
-    if (rc == SQLITE_OK && !call.limited) {
-      call.matches = credential_matches(c, &call.seen, &a);
-      /* Keep stored hashes at the configured cost: rehash while the secret
-      ** is at hand. Best effort: a failure here must not fail the sign-in. */
-      if (call.matches && call.seen.hash && aa_password_needs_rehash(c, call.seen.hash) &&
-          aa_password_hash(c, a.secret, a.secret_len, call.rehash) != SQLITE_OK) {
-        aa_err_clear(c);
-        call.rehash[0] = 0;
-      }
-    }
-    if (rc == SQLITE_OK) rc = aa_atomic(c, signin_body, &call);
-    row_free(&call.seen);
-    aa_password_wipe(call.rehash);
+    rc = read_before(c, &a, &call.seen);
+    if (rc == SQLITE_OK)
+      rc = take_before_check(c, &a, &call.seen, &opts, AA_NO_ID, "account_signin", &refused);
+    if (rc != SQLITE_OK || refused) break;
+    call.matches = credential_matches(c, &call.seen, &a);
+    rc = aa_atomic(c, signin_body, &call);
     if (!start_over(c, rc, call.changed, attempt, &call.token)) break;
     rc = SQLITE_OK;
   }
-  /* Only after a commit that signed in (a refused credential commits too,
-  ** with its error recorded for after the commit). */
-  if (rc == SQLITE_OK && aa_err_deferred(c) == SQLITE_OK && call.merged_from > 0)
-    aa_authctx_user_merged(c, call.merged_from, call.user_id, 0);
+  if (rc == SQLITE_OK && aa_err_recorded(c, NULL) == SQLITE_OK) {
+    /* Only after a commit that signed in (a refused credential commits too,
+    ** with its error recorded for after the commit). */
+    if (call.merged_from > 0) aa_authctx_user_merged(c, call.merged_from, call.user_id, 0);
+    rehash_after_signin(c, &call.seen, &a);
+  }
+  row_free(&call.seen);
   aa_opts_free(&opts);
   finish(ctx, c, rc, &call.token);
 }
@@ -653,7 +778,6 @@ typedef struct {
   aa_session sess; /* as seen before the body */
   account_row seen;
   link_plan plan;
-  int limited;
   int matches;
   char hash[AA_PASSWORD_HASH_MAX]; /* PLAN_ATTACH with a secret */
   int changed;
@@ -725,14 +849,12 @@ static int link_body(aa_conn *c, void *arg) {
 
     case PLAN_RELINK:
       /* Linking again takes what signing in takes: the same credential. */
-      rc = settle_credential(c, l->a, &l->seen, l->limited, l->matches, ip, "link_account",
-                             &proceed);
+      rc = settle_credential(c, l->a, &l->seen, l->matches, ip, "link_account", &proceed);
       if (rc != SQLITE_OK || !proceed) return rc;
       return convert_rotate_audit(c, l, &s, &client, ip, 1);
 
     case PLAN_MERGE:
-      rc = settle_credential(c, l->a, &l->seen, l->limited, l->matches, ip, "link_account",
-                             &proceed);
+      rc = settle_credential(c, l->a, &l->seen, l->matches, ip, "link_account", &proceed);
       if (rc != SQLITE_OK || !proceed) return rc;
       to_user = l->seen.user_id;
       /* Deletes the anonymous user's sessions, the presented one included. */
@@ -772,10 +894,11 @@ void aa_fn_link_account(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   ** transaction, the write lock comes before the first read. */
   rc = aa_atomic_begin(c);
   for (int attempt = 1; rc == SQLITE_OK; attempt++) {
+    int refused = 0;
     memset(&call, 0, sizeof(call));
     call.token_in = argv[0];
     call.a = &a;
-    rc = read_before(c, &a, &call.seen, &call.limited);
+    rc = read_before(c, &a, &call.seen);
     if (rc == SQLITE_OK) rc = aa_session_lookup(c, argv[0], 0, &call.sess, &found);
     if (rc == SQLITE_OK && !found) rc = invalid_session(c);
     if (rc == SQLITE_OK) {
@@ -789,11 +912,14 @@ void aa_fn_link_account(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
           break;
         case PLAN_RELINK:
         case PLAN_MERGE:
-          if (!call.limited) call.matches = credential_matches(c, &call.seen, &a);
+          /* Proving ownership is a sign-in: the same bucket, taken first. */
+          rc = take_before_check(c, &a, &call.seen, NULL, call.sess.session_id, "link_account",
+                                 &refused);
+          if (rc == SQLITE_OK && !refused) call.matches = credential_matches(c, &call.seen, &a);
           break;
       }
     }
-    if (rc == SQLITE_OK) rc = aa_atomic(c, link_body, &call);
+    if (rc == SQLITE_OK && !refused) rc = aa_atomic(c, link_body, &call);
     row_free(&call.seen);
     aa_password_wipe(call.hash);
     if (!start_over(c, rc, call.changed, attempt, &call.token)) break;

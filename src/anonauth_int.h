@@ -217,6 +217,7 @@ typedef enum {
   AA_CFG_LINK_MERGE_SQL,
   AA_CFG_RATELIMIT_FAILED_SIGNIN_PER_HOUR,
   AA_CFG_RATELIMIT_ANON_PER_HOUR,
+  AA_CFG_RATELIMIT_SIGNUP_PER_HOUR,
   AA_CFG_CAPTCHA_PROVIDER,
   AA_CFG_CAPTCHA_SECRET,
   AA_CFG_CAPTCHA_URL,
@@ -434,18 +435,25 @@ int aa_ratelimit_available(aa_conn *c, const char *kind, const char *subject,
 
 /* Room for a crypto_pwhash_str() string, NUL included. */
 #define AA_PASSWORD_HASH_MAX 128
+/* The most one hash or verification may cost, configured or stored:
+** libsodium's SENSITIVE level (crypto_pwhash_OPSLIMIT_SENSITIVE and
+** crypto_pwhash_MEMLIMIT_SENSITIVE; checked in password.c). */
+#define AA_PASSWORD_OPSLIMIT_MAX 4
+#define AA_PASSWORD_MEMLIMIT_MAX INT64_C(1073741824)
 
 /*
 ** Argon2id at the configured cost (password.opslimit / password.memlimit):
 ** call aa_config_refresh() or aa_config_sync() first, and never while
 ** holding the write lock. aa_password_verify() returns 1 when secret matches
 ** the stored string; a stored value that is not Argon2id costs a dummy
-** verification and never matches. aa_password_verify_dummy() does the work
+** verification and never matches, and so does one whose parameters exceed
+** the maxima above (then *refused is set, for the audit trail: the string
+** came from someone else). aa_password_verify_dummy() does the work
 ** of one verification at the configured cost for a credential that cannot
 ** match, so that every failure takes about the same time.
 */
 int aa_password_hash(aa_conn *c, const char *secret, int n, char out[AA_PASSWORD_HASH_MAX]);
-int aa_password_verify(aa_conn *c, const char *hash, const char *secret, int n);
+int aa_password_verify(aa_conn *c, const char *hash, const char *secret, int n, int *refused);
 void aa_password_verify_dummy(aa_conn *c, const char *secret, int n);
 /* True when hash was made at another cost than the configured one. */
 int aa_password_needs_rehash(aa_conn *c, const char *hash);
