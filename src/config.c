@@ -74,6 +74,7 @@ static const key_def keys[AA_CFG_COUNT] = {
 
 struct aa_config_cache {
   int loaded;
+  uint64_t invalid; /* keys whose stored value a tolerant load skipped, one bit each */
   unsigned data_version;
   int64_t generation;
   int64_t ints[AA_CFG_COUNT];
@@ -248,11 +249,16 @@ static int read_generation(aa_conn *c, int64_t *gen) {
   return rc;
 }
 
-static int reload(aa_conn *c, struct aa_config_cache *cc) {
+_Static_assert(AA_CFG_COUNT <= 64, "aa_config_cache.invalid has a bit per key");
+
+/* A tolerant load (the setter's) keeps the default for a stored value it
+** cannot read and marks the key in cc->invalid, instead of failing. */
+static int reload(aa_conn *c, struct aa_config_cache *cc, int tolerant) {
   sqlite3_stmt *st;
   int rc = aa_stmt_get(c, SQL_ALL, &st);
   if (rc != SQLITE_OK) return rc;
   reset_to_defaults(cc);
+  cc->invalid = 0;
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
     const char *name = (const char *)sqlite3_column_text(st, 0);
     int name_len = sqlite3_column_bytes(st, 0);
@@ -263,6 +269,10 @@ static int reload(aa_conn *c, struct aa_config_cache *cc) {
     if (k < 0 || val == NULL) continue; /* a key from a newer release */
     if (check_value(c, &keys[k], val, val_len, 0, &iv) != SQLITE_OK) {
       aa_err_clear(c);
+      if (tolerant) {
+        cc->invalid |= UINT64_C(1) << k;
+        continue;
+      }
       rc = aa_err(c, SQLITE_ERROR, AA_E_STORAGE,
                   "anonauth_config holds an invalid value for %s; set it "
                   "with anonauth_config()",
@@ -303,7 +313,7 @@ int aa_config_sync(aa_conn *c) {
   rc = read_generation(c, &gen);
   if (rc != SQLITE_OK) return rc;
   if (!cc->loaded || gen != cc->generation) {
-    rc = reload(c, cc);
+    rc = reload(c, cc, 0);
     if (rc != SQLITE_OK) {
       cc->loaded = 0;
       return rc;
@@ -343,7 +353,7 @@ int aa_config_refresh(aa_conn *c) {
   if (rc == SQLITE_ROW) gen = sqlite3_column_int64(st, 0);
   sqlite3_file_control(c->db, "main", SQLITE_FCNTL_DATA_VERSION, &data_version);
   rc = SQLITE_OK;
-  if (!cc->loaded || gen != cc->generation) rc = reload(c, cc);
+  if (!cc->loaded || gen != cc->generation) rc = reload(c, cc, 0);
   aa_stmt_release(st);
   if (rc != SQLITE_OK) {
     cc->loaded = 0;
@@ -374,15 +384,23 @@ typedef struct {
 
 /* Rules that tie two keys together, checked against the other's value. */
 static int check_cross(aa_conn *c, const config_write *w) {
+  aa_config_key other;
   int64_t touch = aa_config_int(c, AA_CFG_SESSION_TOUCH_INTERVAL);
   int64_t idle = aa_config_int(c, AA_CFG_SESSION_IDLE_TIMEOUT);
   if (w->key == AA_CFG_SESSION_TOUCH_INTERVAL)
     touch = w->value ? w->int_value : keys[w->key].def;
   if (w->key == AA_CFG_SESSION_IDLE_TIMEOUT)
     idle = w->value ? w->int_value : keys[w->key].def;
-  if ((w->key == AA_CFG_SESSION_TOUCH_INTERVAL ||
-       w->key == AA_CFG_SESSION_IDLE_TIMEOUT) &&
-      touch >= idle)
+  if (w->key != AA_CFG_SESSION_TOUCH_INTERVAL && w->key != AA_CFG_SESSION_IDLE_TIMEOUT)
+    return SQLITE_OK;
+  other = w->key == AA_CFG_SESSION_TOUCH_INTERVAL ? AA_CFG_SESSION_IDLE_TIMEOUT
+                                                  : AA_CFG_SESSION_TOUCH_INTERVAL;
+  if (c->config->invalid & (UINT64_C(1) << other))
+    return aa_err(c, SQLITE_ERROR, AA_E_STORAGE,
+                  "anonauth_config holds an invalid value for %s; set it "
+                  "with anonauth_config() first",
+                  keys[other].name);
+  if (touch >= idle)
     return aa_err(c, SQLITE_ERROR, AA_E_INVALID_ARGUMENT,
                   "session.touch_interval (%lld) must be less than "
                   "session.idle_timeout (%lld), or active sessions would "
@@ -397,6 +415,13 @@ static int write_body(aa_conn *c, void *arg) {
   sqlite3_str *detail;
   char *detail_text;
   int rc = aa_config_sync(c);
+  if (rc != SQLITE_OK && c->config != NULL && aa_err_recorded(c, NULL) == SQLITE_ERROR) {
+    /* A stored value that cannot be read (written around the setter, or out
+    ** of range since a release lowered a maximum) must not block the setter:
+    ** setting or resetting keys is the repair the error asks for. */
+    aa_err_clear(c);
+    rc = reload(c, c->config, 1);
+  }
   if (rc != SQLITE_OK) return rc;
   rc = check_cross(c, w);
   if (rc != SQLITE_OK) return rc;
