@@ -182,6 +182,13 @@ int aa_stmt_exec(aa_conn *c, sqlite3_stmt *st);
 */
 int aa_schema_check(aa_conn *c);
 int aa_schema_ensure(aa_conn *c);
+/*
+** For functions that must never write (the SQLITE_INNOCUOUS ones, which a
+** view or trigger someone else wrote may call): as aa_schema_check(), but an
+** older schema is read as it is, never migrated. Such a function may only
+** read what schema version 1 already had.
+*/
+int aa_schema_check_no_upgrade(aa_conn *c);
 
 /* ----------------------------------------------------------------- atomic.c */
 

@@ -8,6 +8,10 @@
 ** loading works on read-only and busy databases. Steps use IF NOT EXISTS:
 ** if one is interrupted inside a caller's statement and runs again, it
 ** finishes the job instead of failing.
+**
+** Only the app's own (SQLITE_DIRECTONLY) calls migrate. A function a view
+** or trigger may call (user_is_anonymous) reads an older schema as it is:
+** code someone else's schema can run must never write.
 */
 #include "anonauth_int.h"
 
@@ -77,7 +81,7 @@ static int too_new(aa_conn *c, int version) {
                 version, AA_SCHEMA_VERSION);
 }
 
-int aa_schema_check(aa_conn *c) {
+static int check(aa_conn *c, int may_upgrade) {
   int version;
   int rc;
   if (c->schema_ready) return SQLITE_OK;
@@ -89,8 +93,11 @@ int aa_schema_check(aa_conn *c) {
   }
   if (version > AA_SCHEMA_VERSION) return too_new(c, version);
   if (version == 0) return SQLITE_NOTFOUND;
-  /* An older schema: bring it up to date if this connection may write; if
-  ** it may not, read what is there. */
+  /* An older schema: bring it up to date if this call may write and this
+  ** connection may; if not, read what is there. A replicated node writes
+  ** only inside the caller's transaction (a migration committed on its own
+  ** would reach this node only). */
+  if (!may_upgrade || !aa_replicated_may_write_quietly(c)) return SQLITE_OK;
   rc = aa_schema_ensure(c);
   if (rc != SQLITE_OK && sqlite3_db_readonly(c->db, "main") == 1) {
     aa_err_clear(c);
@@ -98,6 +105,10 @@ int aa_schema_check(aa_conn *c) {
   }
   return rc;
 }
+
+int aa_schema_check(aa_conn *c) { return check(c, 1); }
+
+int aa_schema_check_no_upgrade(aa_conn *c) { return check(c, 0); }
 
 static int set_version(aa_conn *c, int version) {
   sqlite3_stmt *st = NULL;
