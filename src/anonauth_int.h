@@ -117,6 +117,15 @@ struct aa_conn {
 
   /* schema state (schema.c) */
   int schema_ready;
+  /* names that could hide anonauth's virtual tables (schema.c): checked
+  ** again whenever the schema cookies or the attached databases change */
+  int names_checked;
+  int64_t names_main_cookie;
+  int64_t names_temp_cookie;
+  int names_n_db;
+  int names_in_write; /* checked inside a write transaction */
+  const char *name_probe; /* the table a probe prepares, while it does */
+  int name_probe_hit;     /* its xBestIndex ran: the name reaches ours */
 
   /* configuration cache (config.c) */
   struct aa_config_cache *config;
@@ -189,6 +198,19 @@ int aa_schema_ensure(aa_conn *c);
 ** read what schema version 1 already had.
 */
 int aa_schema_check_no_upgrade(aa_conn *c);
+/*
+** Fails (storage, naming the object) when a table or view in any attached
+** schema (temp, main, ATTACHed) hides one of anonauth's eponymous virtual
+** tables: SQL naming anon_sessions would reach that object instead, and a
+** DELETE meant as a revocation would revoke nothing. Checked again only when
+** a schema cookie or the set of attached databases changes. aa_schema_check()
+** and aa_schema_ensure() call it first.
+*/
+int aa_schema_names_check(aa_conn *c);
+/* What the virtual tables' xBestIndex calls: a probe of `name` reached them. */
+void aa_schema_name_reached(aa_conn *c, const char *name);
+/* Records the error for an object hiding virtual table `name`. */
+int aa_schema_name_hidden(aa_conn *c, const char *name);
 
 /* ----------------------------------------------------------------- atomic.c */
 
