@@ -122,6 +122,7 @@ struct aa_conn {
   int names_checked;
   int64_t names_main_cookie;
   int64_t names_temp_cookie;
+  unsigned names_main_dv, names_temp_dv; /* SQLITE_FCNTL_DATA_VERSION */
   int names_n_db;
   int names_in_write; /* checked inside a write transaction */
   const char *name_probe; /* the table a probe prepares, while it does */
@@ -202,9 +203,10 @@ int aa_schema_check_no_upgrade(aa_conn *c);
 ** Fails (storage, naming the object) when a table or view in any attached
 ** schema (temp, main, ATTACHed) hides one of anonauth's eponymous virtual
 ** tables: SQL naming anon_sessions would reach that object instead, and a
-** DELETE meant as a revocation would revoke nothing. Checked again only when
-** a schema cookie or the set of attached databases changes. aa_schema_check()
-** and aa_schema_ensure() call it first.
+** DELETE meant as a revocation would revoke nothing. Costs nothing while the
+** database is unchanged; after a change it reads the schema cookies, and
+** looks again only when one of them or the set of attached databases
+** changed. aa_schema_check() and aa_schema_ensure() call it first.
 */
 int aa_schema_names_check(aa_conn *c);
 /* What the virtual tables' xBestIndex calls: a probe of `name` reached them. */

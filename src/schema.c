@@ -300,34 +300,54 @@ static int probe_names(aa_conn *c) {
   return SQLITE_OK;
 }
 
+/* The pager's data versions of main and temp: no SQL, no lock. They move
+** with every change this connection commits, and with another
+** connection's commit once this one has started a transaction since. */
+static void data_versions(aa_conn *c, unsigned *main_dv, unsigned *temp_dv) {
+  *main_dv = *temp_dv = 0;
+  sqlite3_file_control(c->db, "main", SQLITE_FCNTL_DATA_VERSION, main_dv);
+  sqlite3_file_control(c->db, "temp", SQLITE_FCNTL_DATA_VERSION, temp_dv);
+}
+
 int aa_schema_names_check(aa_conn *c) {
   int64_t main_cookie = 0, temp_cookie = 0;
+  unsigned main_dv, temp_dv;
   int n_db, in_write, rc;
   sqlite3_stmt *st;
   /* aa_atomic() checked before its body runs, and nothing the body runs
   ** changes the schema. */
   if (c->in_atomic) return SQLITE_OK;
+  n_db = count_databases(c);
+  in_write = sqlite3_txn_state(c->db, NULL) == SQLITE_TXN_WRITE;
+  data_versions(c, &main_dv, &temp_dv);
+  /* Nothing changed at all since the last check: the common case, free.
+  ** Inside a write transaction the versions stand still until the commit,
+  ** so the cookies are read there. */
+  if (c->names_checked && !in_write && !c->names_in_write && n_db == c->names_n_db &&
+      main_dv == c->names_main_dv && temp_dv == c->names_temp_dv)
+    return SQLITE_OK;
   rc = read_cookie(c, SQL_MAIN_COOKIE, &main_cookie);
   if (rc == SQLITE_OK) rc = read_cookie(c, SQL_TEMP_COOKIE, &temp_cookie);
   if (rc != SQLITE_OK) return rc;
-  n_db = count_databases(c);
-  in_write = sqlite3_txn_state(c->db, NULL) == SQLITE_TXN_WRITE;
+  data_versions(c, &main_dv, &temp_dv); /* the read may have moved them */
   /* A cookie seen inside a write transaction may be rolled back and then
   ** reached again by another change: such a result holds only until the
   ** transaction ends. */
-  if (c->names_checked && main_cookie == c->names_main_cookie &&
-      temp_cookie == c->names_temp_cookie && n_db == c->names_n_db &&
-      (in_write || !c->names_in_write))
-    return SQLITE_OK;
-  c->names_checked = 0;
-  rc = aa_stmt_get(c, SQL_SCHEMA_CURRENT, &st);
-  if (rc != SQLITE_OK) return rc;
-  rc = aa_stmt_exec(c, st);
-  if (rc == SQLITE_OK) rc = probe_names(c);
-  if (rc != SQLITE_OK) return rc;
+  if (!(c->names_checked && main_cookie == c->names_main_cookie &&
+        temp_cookie == c->names_temp_cookie && n_db == c->names_n_db &&
+        (in_write || !c->names_in_write))) {
+    c->names_checked = 0;
+    rc = aa_stmt_get(c, SQL_SCHEMA_CURRENT, &st);
+    if (rc != SQLITE_OK) return rc;
+    rc = aa_stmt_exec(c, st);
+    if (rc == SQLITE_OK) rc = probe_names(c);
+    if (rc != SQLITE_OK) return rc;
+  }
   c->names_checked = 1;
   c->names_main_cookie = main_cookie;
   c->names_temp_cookie = temp_cookie;
+  c->names_main_dv = main_dv;
+  c->names_temp_dv = temp_dv;
   c->names_n_db = n_db;
   c->names_in_write = in_write;
   return SQLITE_OK;
