@@ -104,7 +104,9 @@ static int check(aa_conn *c, int may_upgrade) {
   ** would reach this node only). */
   if (!may_upgrade || !aa_replicated_may_write_quietly(c)) return SQLITE_OK;
   rc = aa_schema_ensure(c);
-  if (rc != SQLITE_OK && sqlite3_db_readonly(c->db, "main") == 1) {
+  /* Read-only: the file (mode=ro) or the connection (PRAGMA query_only). */
+  if (rc != SQLITE_OK &&
+      (sqlite3_db_readonly(c->db, "main") == 1 || (rc & 0xff) == SQLITE_READONLY)) {
     aa_err_clear(c);
     return SQLITE_OK;
   }
