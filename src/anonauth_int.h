@@ -117,6 +117,16 @@ struct aa_conn {
 
   /* schema state (schema.c) */
   int schema_ready;
+  /* names that could hide anonauth's virtual tables (schema.c): checked
+  ** again whenever the schema cookies or the attached databases change */
+  int names_checked;
+  int64_t names_main_cookie;
+  int64_t names_temp_cookie;
+  unsigned names_main_dv, names_temp_dv; /* SQLITE_FCNTL_DATA_VERSION */
+  int names_n_db;
+  int names_in_write; /* checked inside a write transaction */
+  const char *name_probe; /* the table a probe prepares, while it does */
+  int name_probe_hit;     /* its xBestIndex ran: the name reaches ours */
 
   /* configuration cache (config.c) */
   struct aa_config_cache *config;
@@ -185,6 +195,27 @@ int aa_schema_ensure(aa_conn *c);
 /* Begins creating the tables with a write, so that the write lock is taken
 ** before anything is read (see aa_atomic_begin()). */
 int aa_schema_begin_create(aa_conn *c);
+/*
+** For functions that must never write (the SQLITE_INNOCUOUS ones, which a
+** view or trigger someone else wrote may call): as aa_schema_check(), but an
+** older schema is read as it is, never migrated. Such a function may only
+** read what schema version 1 already had.
+*/
+int aa_schema_check_no_upgrade(aa_conn *c);
+/*
+** Fails (storage, naming the object) when a table or view in any attached
+** schema (temp, main, ATTACHed) hides one of anonauth's eponymous virtual
+** tables: SQL naming anon_sessions would reach that object instead, and a
+** DELETE meant as a revocation would revoke nothing. Costs nothing while the
+** database is unchanged; after a change it reads the schema cookies, and
+** looks again only when one of them or the set of attached databases
+** changed. aa_schema_check() and aa_schema_ensure() call it first.
+*/
+int aa_schema_names_check(aa_conn *c);
+/* What the virtual tables' xBestIndex calls: a probe of `name` reached them. */
+void aa_schema_name_reached(aa_conn *c, const char *name);
+/* Records the error for an object hiding virtual table `name`. */
+int aa_schema_name_hidden(aa_conn *c, const char *name);
 
 /* ----------------------------------------------------------------- atomic.c */
 

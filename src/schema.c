@@ -8,6 +8,14 @@
 ** loading works on read-only and busy databases. Steps use IF NOT EXISTS:
 ** if one is interrupted inside a caller's statement and runs again, it
 ** finishes the job instead of failing.
+**
+** Only the app's own (SQLITE_DIRECTONLY) calls migrate. A function a view
+** or trigger may call (user_is_anonymous) reads an older schema as it is:
+** code someone else's schema can run must never write.
+**
+** It also owns the names of anonauth's eponymous virtual tables: a table or
+** view of that name in any schema takes precedence over them, silently (see
+** aa_schema_names_check).
 */
 #include "anonauth_int.h"
 
@@ -77,9 +85,10 @@ static int too_new(aa_conn *c, int version) {
                 version, AA_SCHEMA_VERSION);
 }
 
-int aa_schema_check(aa_conn *c) {
+static int check(aa_conn *c, int may_upgrade) {
   int version;
-  int rc;
+  int rc = aa_schema_names_check(c);
+  if (rc != SQLITE_OK) return rc;
   if (c->schema_ready) return SQLITE_OK;
   rc = read_version(c, &version);
   if (rc != SQLITE_OK) return rc;
@@ -89,15 +98,24 @@ int aa_schema_check(aa_conn *c) {
   }
   if (version > AA_SCHEMA_VERSION) return too_new(c, version);
   if (version == 0) return SQLITE_NOTFOUND;
-  /* An older schema: bring it up to date if this connection may write; if
-  ** it may not, read what is there. */
+  /* An older schema: bring it up to date if this call may write and this
+  ** connection may; if not, read what is there. A replicated node writes
+  ** only inside the caller's transaction (a migration committed on its own
+  ** would reach this node only). */
+  if (!may_upgrade || !aa_replicated_may_write_quietly(c)) return SQLITE_OK;
   rc = aa_schema_ensure(c);
-  if (rc != SQLITE_OK && sqlite3_db_readonly(c->db, "main") == 1) {
+  /* Read-only: the file (mode=ro) or the connection (PRAGMA query_only). */
+  if (rc != SQLITE_OK &&
+      (sqlite3_db_readonly(c->db, "main") == 1 || (rc & 0xff) == SQLITE_READONLY)) {
     aa_err_clear(c);
     return SQLITE_OK;
   }
   return rc;
 }
+
+int aa_schema_check(aa_conn *c) { return check(c, 1); }
+
+int aa_schema_check_no_upgrade(aa_conn *c) { return check(c, 0); }
 
 static int set_version(aa_conn *c, int version) {
   sqlite3_stmt *st = NULL;
@@ -154,7 +172,8 @@ int aa_schema_begin_create(aa_conn *c) {
 
 int aa_schema_ensure(aa_conn *c) {
   int version;
-  int rc;
+  int rc = aa_schema_names_check(c);
+  if (rc != SQLITE_OK) return rc;
   if (c->schema_ready) return SQLITE_OK;
   rc = read_version(c, &version);
   if (rc != SQLITE_OK) return rc;
@@ -188,4 +207,167 @@ int aa_schema_ensure(aa_conn *c) {
   }
   if (rc == SQLITE_OK) mark_ready(c);
   return rc;
+}
+
+/* ---- names that hide the virtual tables --------------------------------- */
+
+/* Each probe names one virtual table the way an operator's SQL would. */
+static const struct {
+  const char *name;
+  const char *probe;
+} own_names[] = {
+    {"anon_users", "SELECT 1 FROM anon_users"},
+    {"anon_sessions", "SELECT 1 FROM anon_sessions"},
+    {"anon_accounts", "SELECT 1 FROM anon_accounts"},
+    {"anonauth_connection", "SELECT 1 FROM anonauth_connection"},
+};
+
+static const char SQL_MAIN_COOKIE[] = "PRAGMA main.schema_version";
+static const char SQL_TEMP_COOKIE[] = "PRAGMA temp.schema_version";
+/* Reading main's schema table checks this connection's copy of the schema
+** against the file, and reloads it when another connection changed it;
+** preparing does not, and a probe must see the schema as it is now. */
+static const char SQL_SCHEMA_CURRENT[] = "SELECT 1 FROM main.sqlite_master LIMIT 1";
+
+void aa_schema_name_reached(aa_conn *c, const char *name) {
+  if (c->name_probe != NULL && sqlite3_stricmp(c->name_probe, name) == 0)
+    c->name_probe_hit = 1;
+}
+
+int aa_schema_name_hidden(aa_conn *c, const char *name) {
+  /* Which object it is, where pragma_table_list exists (SQLite 3.37): the
+  ** first one in the order SQLite resolves a bare name (temp, main, then
+  ** the attached databases). */
+  static const char sql[] =
+      "SELECT t.type, t.name, t.schema FROM pragma_table_list AS t "
+      "JOIN pragma_database_list AS d ON d.name = t.schema "
+      "WHERE t.name = ?1 COLLATE NOCASE "
+      "ORDER BY d.name <> 'temp', d.seq LIMIT 1";
+  sqlite3_stmt *st = NULL;
+  int rc;
+  if (sqlite3_prepare_v2(c->db, sql, -1, &st, NULL) == SQLITE_OK) {
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+      const char *type = (const char *)sqlite3_column_text(st, 0);
+      const char *found = (const char *)sqlite3_column_text(st, 1);
+      const char *schema = (const char *)sqlite3_column_text(st, 2);
+      if (type != NULL && found != NULL && schema != NULL) {
+        rc = aa_err(c, SQLITE_ERROR, AA_E_STORAGE,
+                    "a %s named %s (in %s) hides anonauth's virtual table %s: "
+                    "rename or drop it",
+                    strcmp(type, "view") == 0      ? "view"
+                    : strcmp(type, "virtual") == 0 ? "virtual table"
+                                                   : "table",
+                    found, schema, name);
+        sqlite3_finalize(st);
+        return rc;
+      }
+    }
+  }
+  sqlite3_finalize(st);
+  return aa_err(c, SQLITE_ERROR, AA_E_STORAGE,
+                "a table or view named %s hides anonauth's virtual table %s: "
+                "rename or drop it",
+                name, name);
+}
+
+static int read_cookie(aa_conn *c, const char *sql, int64_t *out) {
+  sqlite3_stmt *st;
+  int rc = aa_stmt_get(c, sql, &st);
+  if (rc != SQLITE_OK) return rc;
+  rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) {
+    *out = sqlite3_column_int64(st, 0);
+    rc = SQLITE_OK;
+  } else {
+    rc = aa_err_storage(c, rc);
+  }
+  aa_stmt_release(st);
+  return rc;
+}
+
+/* How many databases the connection has (main, temp, attached), where
+** SQLite can say so without running SQL (3.39); 0 where it cannot. */
+static int count_databases(aa_conn *c) {
+  int n = 0;
+#if SQLITE_VERSION_NUMBER >= 3039000
+  if (sqlite3_libversion_number() >= 3039000)
+    while (sqlite3_db_name(c->db, n) != NULL) n++;
+#else
+  (void)c;
+#endif
+  return n;
+}
+
+/* Prepares a bare reference to each name and sees whether SQLite resolved
+** it to anonauth's table: this asks SQLite itself, so every kind of object
+** in every schema counts, in SQLite's own order. */
+static int probe_names(aa_conn *c) {
+  for (size_t i = 0; i < sizeof(own_names) / sizeof(own_names[0]); i++) {
+    sqlite3_stmt *st = NULL;
+    int rc;
+    c->name_probe = own_names[i].name;
+    c->name_probe_hit = 0;
+    rc = sqlite3_prepare_v2(c->db, own_names[i].probe, -1, &st, NULL);
+    c->name_probe = NULL;
+    sqlite3_finalize(st);
+    /* A view of that name that does not prepare hides the table too. */
+    if ((rc == SQLITE_OK && !c->name_probe_hit) || rc == SQLITE_ERROR)
+      return aa_schema_name_hidden(c, own_names[i].name);
+    if (rc != SQLITE_OK) return aa_err_storage(c, rc);
+  }
+  return SQLITE_OK;
+}
+
+/* The pager's data versions of main and temp: no SQL, no lock. They move
+** with every change this connection commits, and with another
+** connection's commit once this one has started a transaction since. */
+static void data_versions(aa_conn *c, unsigned *main_dv, unsigned *temp_dv) {
+  *main_dv = *temp_dv = 0;
+  sqlite3_file_control(c->db, "main", SQLITE_FCNTL_DATA_VERSION, main_dv);
+  sqlite3_file_control(c->db, "temp", SQLITE_FCNTL_DATA_VERSION, temp_dv);
+}
+
+int aa_schema_names_check(aa_conn *c) {
+  int64_t main_cookie = 0, temp_cookie = 0;
+  unsigned main_dv, temp_dv;
+  int n_db, in_write, rc;
+  sqlite3_stmt *st;
+  /* aa_atomic() checked before its body runs, and nothing the body runs
+  ** changes the schema. */
+  if (c->in_atomic) return SQLITE_OK;
+  n_db = count_databases(c);
+  in_write = sqlite3_txn_state(c->db, NULL) == SQLITE_TXN_WRITE;
+  data_versions(c, &main_dv, &temp_dv);
+  /* Nothing changed at all since the last check: the common case, free.
+  ** Inside a write transaction the versions stand still until the commit,
+  ** so the cookies are read there. */
+  if (c->names_checked && !in_write && !c->names_in_write && n_db == c->names_n_db &&
+      main_dv == c->names_main_dv && temp_dv == c->names_temp_dv)
+    return SQLITE_OK;
+  rc = read_cookie(c, SQL_MAIN_COOKIE, &main_cookie);
+  if (rc == SQLITE_OK) rc = read_cookie(c, SQL_TEMP_COOKIE, &temp_cookie);
+  if (rc != SQLITE_OK) return rc;
+  data_versions(c, &main_dv, &temp_dv); /* the read may have moved them */
+  /* A cookie seen inside a write transaction may be rolled back and then
+  ** reached again by another change: such a result holds only until the
+  ** transaction ends. */
+  if (!(c->names_checked && main_cookie == c->names_main_cookie &&
+        temp_cookie == c->names_temp_cookie && n_db == c->names_n_db &&
+        (in_write || !c->names_in_write))) {
+    c->names_checked = 0;
+    rc = aa_stmt_get(c, SQL_SCHEMA_CURRENT, &st);
+    if (rc != SQLITE_OK) return rc;
+    rc = aa_stmt_exec(c, st);
+    if (rc == SQLITE_OK) rc = probe_names(c);
+    if (rc != SQLITE_OK) return rc;
+  }
+  c->names_checked = 1;
+  c->names_main_cookie = main_cookie;
+  c->names_temp_cookie = temp_cookie;
+  c->names_main_dv = main_dv;
+  c->names_temp_dv = temp_dv;
+  c->names_n_db = n_db;
+  c->names_in_write = in_write;
+  return SQLITE_OK;
 }

@@ -123,6 +123,7 @@ static int vt_best_index(sqlite3_vtab *vt, sqlite3_index_info *info) {
   const aa_vtab_def *def = ((vtab *)vt)->def;
   int best = 0;
   int best_cons[2] = {-1, -1};
+  aa_schema_name_reached(((vtab *)vt)->c, def->name);
   for (int p = 1; p < def->n_plans; p++) {
     const aa_vtab_plan *plan = &def->plans[p];
     int cons[2] = {-1, -1};

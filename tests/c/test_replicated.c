@@ -48,7 +48,7 @@ static long long int_of(sqlite3 *db, const char *sql, const char *param) {
 }
 
 int main(void) {
-  sqlite3 *db = NULL, *plain = NULL;
+  sqlite3 *db = NULL, *plain = NULL, *older = NULL;
   char path[512], token[128], other[128], err[512];
   const char *refused = "anonauth: transaction_required: ";
   long long seen;
@@ -163,6 +163,28 @@ int main(void) {
         err);
   sqlite3_exec(db, "BEGIN; SELECT anonauth_config('captcha.provider', 'none'); COMMIT", NULL, NULL,
                NULL);
+
+  /* An older schema: bare reads read it as it is (a migration outside BEGIN
+  ** would commit on this node only); the first writing call inside BEGIN
+  ** migrates it. A new connection, because this one knows its schema. */
+  CHECK(sqlite3_exec(db, "BEGIN; DROP INDEX anonauth_users_anonymous;"
+                         "DROP INDEX anonauth_sessions_by_last_seen;"
+                         "UPDATE anonauth_meta SET value = 2 WHERE key = 'schema_version';"
+                         "COMMIT",
+                     NULL, NULL, NULL) == SQLITE_OK,
+        "the database is set back to schema version 2");
+  REQUIRE(sqlite3_open(path, &older) == SQLITE_OK, "another replicated connection opens");
+  CHECK(harness_int(older, "SELECT count(*) FROM anon_sessions") > 0 &&
+            harness_int(older, "SELECT user_is_anonymous(1)") == 1 &&
+            harness_int(older, "SELECT anonauth_config('session.max_age')") == 2592000 &&
+            harness_valid(older, "anonauth_sess_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA") == 0,
+        "bare reads on the older schema answer");
+  CHECK(harness_int(older, "SELECT value FROM anonauth_meta WHERE key = 'schema_version'") == 2,
+        "and did not migrate it");
+  CHECK(sqlite3_exec(older, "BEGIN; SELECT anon_signin(); COMMIT", NULL, NULL, NULL) == SQLITE_OK &&
+            harness_int(older, "SELECT value FROM anonauth_meta WHERE key = 'schema_version'") >= 3,
+        "a writing call inside BEGIN ... COMMIT migrates it");
+  CHECK(sqlite3_close(older) == SQLITE_OK, "that connection closes");
 
   /* The mode belongs to connections opened while it is set. */
   anonauth_set_replicated(0);
