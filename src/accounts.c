@@ -523,23 +523,15 @@ static int account_exists(aa_conn *c) {
 ** cannot all get through to Argon2; an attempt that then finds the account
 ** taken has still spent it.
 */
-static const char SIGNUP_RATE_KIND[] = "account_signup_ip";
+static const aa_ip_limit SIGNUP_IP_LIMIT = {"account_signup", "account_signup_ip",
+                                            AA_CFG_RATELIMIT_SIGNUP_PER_HOUR,
+                                            "ratelimit.signup_per_hour", "sign-ups"};
 
 static int signup_take_body(aa_conn *c, void *arg) {
   const aa_opts *o = arg;
-  int64_t per_hour;
   int allowed = 1, rc = aa_config_sync(c);
   if (rc != SQLITE_OK) return rc;
-  per_hour = aa_config_int(c, AA_CFG_RATELIMIT_SIGNUP_PER_HOUR);
-  rc = aa_ratelimit_take(c, SIGNUP_RATE_KIND, o->ip_limit_key, per_hour, &allowed);
-  if (rc != SQLITE_OK || allowed) return rc;
-  rc = aa_audit(c, "rate_limited", AA_NO_ID, AA_NO_ID, o->ip,
-                "{\"function\":\"account_signup\",\"limit\":\"ratelimit.signup_per_hour\"}");
-  if (rc != SQLITE_OK) return rc;
-  return aa_err_after_commit(c, AA_E_RATE_LIMITED,
-                             "account_signup: more than %lld sign-ups per hour from this "
-                             "address (ratelimit.signup_per_hour)",
-                             (long long)per_hour);
+  return aa_ratelimit_take_ip(c, &SIGNUP_IP_LIMIT, o->ip, o->ip_limit_key, &allowed);
 }
 
 static int signup_body(aa_conn *c, void *arg) {

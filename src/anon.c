@@ -38,6 +38,10 @@ typedef struct {
   int need_gate;   /* the body found a provider the gate has not checked */
 } signin_call;
 
+static const aa_ip_limit ANON_IP_LIMIT = {"anon_signin", "anon_signin_ip",
+                                          AA_CFG_RATELIMIT_ANON_PER_HOUR,
+                                          "ratelimit.anon_per_hour", "anonymous sign-ins"};
+
 static int signin_body(aa_conn *c, void *arg) {
   signin_call *call = arg;
   int64_t user_id, session_id;
@@ -53,19 +57,10 @@ static int signin_body(aa_conn *c, void *arg) {
     /* Counted per address (per /64 for IPv6) in the shared bucket table,
     ** inside this call so that the bucket moves only if the sign-in (or
     ** its refusal's audit row) commits. */
-    int64_t per_hour = aa_config_int(c, AA_CFG_RATELIMIT_ANON_PER_HOUR);
     int allowed = 1;
-    rc = aa_ratelimit_take(c, "anon_signin_ip", call->opts->ip_limit_key, per_hour, &allowed);
-    if (rc != SQLITE_OK) return rc;
-    if (!allowed) {
-      rc = aa_audit(c, "rate_limited", AA_NO_ID, AA_NO_ID, call->opts->ip,
-                    "{\"function\":\"anon_signin\",\"limit\":\"ratelimit.anon_per_hour\"}");
-      if (rc != SQLITE_OK) return rc;
-      return aa_err_after_commit(c, AA_E_RATE_LIMITED,
-                                 "anon_signin: more than %lld anonymous sign-ins per hour from "
-                                 "this address (ratelimit.anon_per_hour)",
-                                 (long long)per_hour);
-    }
+    rc = aa_ratelimit_take_ip(c, &ANON_IP_LIMIT, call->opts->ip, call->opts->ip_limit_key,
+                              &allowed);
+    if (rc != SQLITE_OK || !allowed) return rc;
   }
   rc = aa_user_create(c, 1, call->opts->profile, &user_id);
   if (rc != SQLITE_OK) return rc;

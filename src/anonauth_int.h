@@ -459,6 +459,23 @@ int aa_audit(aa_conn *c, const char *event, int64_t user_id, int64_t session_id,
 */
 int aa_ratelimit_take(aa_conn *c, const char *kind, const char *subject, int64_t per_hour,
                       int *allowed);
+/* A per-address limit: its bucket kind, the key that sets it, and what the
+** refusal says ("<function>: more than N <what> per hour from this address"). */
+typedef struct {
+  const char *function;
+  const char *kind;
+  aa_config_key config_key;
+  const char *config_name;
+  const char *what;
+} aa_ip_limit;
+/*
+** Takes one token from the bucket of ip_key (the address's key, see
+** netaddr.c). When it is empty (*allowed = 0), writes the rate_limited audit
+** row and records rate_limited for after the commit, so the refusal is kept;
+** returns SQLITE_OK then too. Call inside aa_atomic().
+*/
+int aa_ratelimit_take_ip(aa_conn *c, const aa_ip_limit *l, const char *ip, const char *ip_key,
+                         int *allowed);
 int aa_ratelimit_available(aa_conn *c, const char *kind, const char *subject,
                            int64_t per_hour, int *allowed);
 

@@ -75,3 +75,22 @@ int aa_ratelimit_take(aa_conn *c, const char *kind, const char *subject, int64_t
   sqlite3_bind_int64(st, 4, aa_now(c));
   return aa_stmt_exec(c, st);
 }
+
+int aa_ratelimit_take_ip(aa_conn *c, const aa_ip_limit *l, const char *ip, const char *ip_key,
+                         int *allowed) {
+  int64_t per_hour = aa_config_int(c, l->config_key);
+  char *detail;
+  int rc = aa_ratelimit_take(c, l->kind, ip_key, per_hour, allowed);
+  if (rc != SQLITE_OK || *allowed) return rc;
+  detail = sqlite3_mprintf("{\"function\":\"%s\",\"limit\":\"%s\"}", l->function,
+                           l->config_name);
+  if (detail == NULL) return aa_err_nomem(c);
+  rc = aa_audit(c, "rate_limited", AA_NO_ID, AA_NO_ID, ip, detail);
+  sqlite3_free(detail);
+  if (rc != SQLITE_OK) return rc;
+  /* The refusal's audit row and the drained bucket must stay: the error is
+  ** reported after the call commits. */
+  return aa_err_after_commit(c, AA_E_RATE_LIMITED, "%s: more than %lld %s per hour from this "
+                             "address (%s)", l->function, (long long)per_hour, l->what,
+                             l->config_name);
+}
