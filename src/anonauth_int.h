@@ -407,6 +407,11 @@ int aa_opts_parse(aa_conn *c, sqlite3_value *v, unsigned allowed, aa_opts *o);
 void aa_opts_free(aa_opts *o);
 
 /* Strict argument readers shared by the SQL functions. */
+/* True, with the value in *out, when v is an INTEGER, or a REAL whose value
+** is an exact integer in int64 range (5.0, 1.7e9; not 1.5, NaN, infinities
+** or 1e300); false for anything else, text and NULL included. The one test
+** of "is this an integer" for every argument anonauth takes. */
+int aa_value_int64(sqlite3_value *v, int64_t *out);
 int aa_arg_user_id(aa_conn *c, sqlite3_value *v, const char *what, int64_t *out);
 
 /* ===== records: rows anonauth keeps for itself ============================ */

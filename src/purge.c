@@ -272,15 +272,13 @@ void aa_fn_anon_purge(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   memset(&p, 0, sizeof(p));
   p.max_idle = -1;
   if (argc > 0 && sqlite3_value_type(argv[0]) != SQLITE_NULL) {
-    if (sqlite3_value_type(argv[0]) != SQLITE_INTEGER || sqlite3_value_int64(argv[0]) < 0 ||
-        sqlite3_value_int64(argv[0]) > TEN_YEARS) {
+    if (!aa_value_int64(argv[0], &p.max_idle) || p.max_idle < 0 || p.max_idle > TEN_YEARS) {
       aa_result_error(ctx, c,
                       aa_err(c, SQLITE_ERROR, AA_E_INVALID_ARGUMENT,
                              "max_idle must be an integer number of seconds from 0 to %lld",
                              (long long)TEN_YEARS));
       return;
     }
-    p.max_idle = sqlite3_value_int64(argv[0]);
   }
   rc = aa_atomic(c, purge_body, &p);
   if (rc == SQLITE_OK) {
