@@ -163,6 +163,7 @@ trap fake_provider_stop EXIT
 check "the fake CAPTCHA provider starts" fake_provider_start "$out/provider" "$root"
 c_suite build/test/c "" libanonauth.a "$root/anonauth" c
 suite "readme" tests/readme.sh
+suite "node" tests/node.sh
 suite "docs" tests/docs.sh
 suite "fake provider tool" tests/fake_provider_cli.sh
 
