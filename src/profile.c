@@ -111,6 +111,7 @@ static int patch_body(aa_conn *c, void *arg) {
 
   rc = load(c, p->user_id, &p->found, &old);
   if (rc != SQLITE_OK || !p->found) return rc;
+  if (old == NULL) return aa_err_nomem(c); /* load() recorded it */
   why = profile_problem(old, (int)strlen(old), &nomem, msg);
   if (why != NULL) {
     sqlite3_free(old);
@@ -133,8 +134,8 @@ static int patch_body(aa_conn *c, void *arg) {
   if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) == SQLITE_TEXT) {
     const char *r = (const char *)sqlite3_column_text(st, 0);
     n = sqlite3_column_bytes(st, 0);
-    p->result = r ? sqlite3_mprintf("%.*s", n, r) : NULL;
-    rc = p->result ? SQLITE_OK : aa_err_nomem(c);
+    p->result = r ? sqlite3_mprintf("%.*s", n, r) : NULL; /* NULL: checked below */
+    rc = SQLITE_OK;
   } else if (rc == SQLITE_ROW || rc == SQLITE_DONE) {
     rc = aa_err(c, SQLITE_ERROR, AA_E_INTERNAL, "json_patch returned no text");
   } else {
@@ -143,6 +144,7 @@ static int patch_body(aa_conn *c, void *arg) {
   aa_stmt_release(st);
   sqlite3_free(old);
   if (rc != SQLITE_OK) return rc;
+  if (p->result == NULL) return aa_err_nomem(c);
 
   n = (int)strlen(p->result);
   why = profile_problem(p->result, n, &nomem, msg);
