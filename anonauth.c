@@ -69,6 +69,11 @@ static const struct {
     {"auth_is_anonymous", 0, INNOCUOUS, aa_fn_auth_is_anonymous},
     {"anon_purge", 0, DIRECT, aa_fn_anon_purge},
     {"anon_purge", 1, DIRECT, aa_fn_anon_purge},
+    {"session_info", 1, DIRECT, aa_fn_session_info},
+    {"session_revoke_others", 1, DIRECT, aa_fn_session_revoke_others},
+    {"user_delete", 1, DIRECT, aa_fn_user_delete},
+    {"user_profile", 1, DIRECT, aa_fn_user_profile},
+    {"user_profile", 2, DIRECT, aa_fn_user_profile},
 };
 
 /* Loading twice on one connection is a no-op, not a reset of its state. */

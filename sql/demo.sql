@@ -1,5 +1,6 @@
 -- make demo: anonauth's walkthrough, in the real sqlite3 shell: anonymous
--- sign-in (1-5), accounts and merging carts (6-12), the operator's view (13-15).
+-- sign-in (1-5), accounts and merging carts (6-12), the operator's view (13-15),
+-- devices and leaving (16-17).
 -- Tokens are secrets, so this script never prints one: it keeps the
 -- visitor's token in a TEMP table, as a web app would keep it in a cookie.
 .load ./anonauth
@@ -158,3 +159,24 @@ SELECT event, detail FROM anonauth_audit WHERE event = 'purge';
 DELETE FROM temp.demo_clock WHERE anonauth_set_clock(NULL) IS NOT NULL;
 DROP TABLE temp.demo_clock;
 DROP TABLE temp.demo_op;
+
+.print
+.print '== 16. Sam, on the phone, looks at the session and signs out every other device.'
+.print '   session_info(token) says what a cookie needs (Max-Age = expires_at - now):'
+.mode box
+SELECT json_extract(i, '$.user_id') AS user_id, json_extract(i, '$.is_anonymous') AS is_anonymous,
+       datetime(json_extract(i, '$.last_seen_at'), 'unixepoch') AS last_seen,
+       datetime(json_extract(i, '$.expires_at'), 'unixepoch') AS expires
+  FROM (SELECT session_info(token) AS i FROM phone);
+.print "   SELECT session_revoke_others(token): the phone stays signed in, the laptop does not."
+SELECT session_revoke_others(token) AS other_sessions_revoked FROM phone;
+SELECT (SELECT session_valid(token) FROM phone) AS phone_valid,
+       (SELECT session_valid(token) FROM laptop) AS laptop_valid;
+.print
+.print '== 17. Sam deletes the account. user_delete() runs purge.user_sql for the cart, then'
+.print '   removes the user, sessions and accounts, all in one atomic call:'
+SELECT user_delete(session_user(token)) AS deleted FROM phone;
+SELECT (SELECT count(*) FROM cart) AS cart_rows, (SELECT count(*) FROM anon_accounts) AS accounts,
+       (SELECT session_valid(token) FROM phone) AS phone_valid;
+SELECT event, detail FROM anonauth_audit WHERE event IN ('revoke_others', 'user_delete') ORDER BY id;
+.mode list

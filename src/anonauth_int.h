@@ -12,7 +12,8 @@
 **   core: errors, conn, stmtcache, schema, atomic, config, appsql, clock, replicated
 **   helpers: text, json, netaddr, token, opts
 **   records: audit, ratelimit, password
-**   features: anon, sessions, accounts, merge, http, siteverify, captcha, purge, authctx
+**   features: anon, sessions, accounts, merge, http, siteverify, captcha, purge, profile,
+**             authctx
 **   virtual tables: vtab
 **     (vtab_users.c, vtab_sessions.c and vtab_accounts.c describe their
 **     tables with the aa_vtab_def of vtab.c)
@@ -439,6 +440,11 @@ int aa_opts_parse(aa_conn *c, sqlite3_value *v, unsigned allowed, aa_opts *o);
 void aa_opts_free(aa_opts *o);
 
 /* Strict argument readers shared by the SQL functions. */
+/* True, with the value in *out, when v is an INTEGER, or a REAL whose value
+** is an exact integer in int64 range (5.0, 1.7e9; not 1.5, NaN, infinities
+** or 1e300); false for anything else, text and NULL included. The one test
+** of "is this an integer" for every argument anonauth takes. */
+int aa_value_int64(sqlite3_value *v, int64_t *out);
 int aa_arg_user_id(aa_conn *c, sqlite3_value *v, const char *what, int64_t *out);
 
 /* ===== records: rows anonauth keeps for itself ============================ */
@@ -546,6 +552,8 @@ void aa_fn_session_user(sqlite3_context *ctx, int argc, sqlite3_value **argv);
 void aa_fn_anon_signout(sqlite3_context *ctx, int argc, sqlite3_value **argv);
 void aa_fn_session_revoke_all(sqlite3_context *ctx, int argc,
                               sqlite3_value **argv);
+void aa_fn_session_info(sqlite3_context *ctx, int argc, sqlite3_value **argv);
+void aa_fn_session_revoke_others(sqlite3_context *ctx, int argc, sqlite3_value **argv);
 /*
 ** "A session is live": it is not revoked and the clock is before each of
 ** expires_at (fixed at creation), created_at + session.max_age and
@@ -676,6 +684,12 @@ void aa_fn_verify_hcaptcha(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 int aa_user_delete(aa_conn *c, int64_t user_id, int *found,
                    int64_t *sessions, int64_t *accounts);
 void aa_fn_anon_purge(sqlite3_context *ctx, int argc, sqlite3_value **argv);
+void aa_fn_user_delete(sqlite3_context *ctx, int argc, sqlite3_value **argv);
+
+/* ---------------------------------------------------------------- profile.c */
+
+/* user_profile(user_id) reads, user_profile(user_id, patch) merges (RFC 7396). */
+void aa_fn_user_profile(sqlite3_context *ctx, int argc, sqlite3_value **argv);
 
 /* ---------------------------------------------------------------- authctx.c */
 
@@ -701,6 +715,9 @@ void aa_authctx_user_deleted(aa_conn *c, int64_t user_id);
 void aa_authctx_session_revoked(aa_conn *c, int64_t session_id);
 /* Every live session of user_id was revoked (session_revoke_all). */
 void aa_authctx_user_signed_out(aa_conn *c, int64_t user_id);
+/* Every live session of user_id but kept_session was revoked
+** (session_revoke_others). */
+void aa_authctx_others_signed_out(aa_conn *c, int64_t user_id, int64_t kept_session);
 void aa_fn_anonauth_use(sqlite3_context *ctx, int argc, sqlite3_value **argv);
 void aa_fn_auth_uid(sqlite3_context *ctx, int argc, sqlite3_value **argv);
 void aa_fn_auth_is_anonymous(sqlite3_context *ctx, int argc,

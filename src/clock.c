@@ -21,28 +21,25 @@ void aa_fn_set_clock(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   aa_conn *c = sqlite3_user_data(ctx);
   (void)argc;
   aa_err_clear(c);
-  switch (sqlite3_value_type(argv[0])) {
-    case SQLITE_NULL:
-      c->clock_overridden = 0;
-      break;
-    case SQLITE_INTEGER: {
-      sqlite3_int64 t = sqlite3_value_int64(argv[0]);
-      if (t < 0 || t > AA_CLOCK_MAX) {
-        aa_result_error(ctx, c,
-                        aa_err(c, SQLITE_ERROR, AA_E_INVALID_ARGUMENT,
-                               "clock must be a unix time between 0 and %lld",
-                               (long long)AA_CLOCK_MAX));
-        return;
-      }
-      c->clock_overridden = 1;
-      c->clock_value = t;
-      break;
-    }
-    default:
+  if (sqlite3_value_type(argv[0]) == SQLITE_NULL) {
+    c->clock_overridden = 0;
+  } else {
+    int64_t t;
+    if (!aa_value_int64(argv[0], &t)) {
       aa_result_error(ctx, c,
                       aa_err(c, SQLITE_ERROR, AA_E_INVALID_ARGUMENT,
                              "clock must be an integer unix time or NULL"));
       return;
+    }
+    if (t < 0 || t > AA_CLOCK_MAX) {
+      aa_result_error(ctx, c,
+                      aa_err(c, SQLITE_ERROR, AA_E_INVALID_ARGUMENT,
+                             "clock must be a unix time between 0 and %lld",
+                             (long long)AA_CLOCK_MAX));
+      return;
+    }
+    c->clock_overridden = 1;
+    c->clock_value = t;
   }
   sqlite3_result_int64(ctx, aa_now(c));
 }

@@ -566,9 +566,9 @@ void aa_fn_config(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     config_write w = {k, NULL, 0, 0};
     char int_text[24];
     int type = sqlite3_value_type(argv[1]);
-    if (type == SQLITE_INTEGER && keys[k].kind == K_INT) {
-      sqlite3_snprintf((int)sizeof(int_text), int_text, "%lld",
-                       (long long)sqlite3_value_int64(argv[1]));
+    int64_t int_arg;
+    if (keys[k].kind == K_INT && aa_value_int64(argv[1], &int_arg)) {
+      sqlite3_snprintf((int)sizeof(int_text), int_text, "%lld", (long long)int_arg);
       w.value = int_text;
       w.value_len = (int)strlen(int_text);
     } else if (type == SQLITE_TEXT) {

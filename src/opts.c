@@ -10,8 +10,10 @@
 **
 ** Also the strict readers of plain arguments: SQLite passes values of any
 ** type to any function, and anonauth does not guess. A user id is an
-** INTEGER, not the text '5' or the real 5.0, so that a mistake in the caller
-** shows up as an error instead of a silent miss.
+** INTEGER, not the text '5', so that a mistake in the caller shows up as an
+** error instead of a silent miss. A REAL holding an exact integer (5.0) is
+** that integer, as it is to SQLite's own functions: some drivers
+** (better-sqlite3 for every JavaScript number) bind all numbers as REAL.
 */
 #include "anonauth_int.h"
 
@@ -164,10 +166,28 @@ void aa_opts_free(aa_opts *o) {
 
 /* ---- plain arguments ----------------------------------------------------- */
 
+int aa_value_int64(sqlite3_value *v, int64_t *out) {
+  double d;
+  switch (sqlite3_value_type(v)) {
+    case SQLITE_INTEGER:
+      *out = sqlite3_value_int64(v);
+      return 1;
+    case SQLITE_FLOAT:
+      d = sqlite3_value_double(v);
+      /* -2^63 <= d < 2^63 (false for NaN), then no fractional part. The
+      ** bounds are exact doubles, so the cast below is defined. */
+      if (!(d >= -9223372036854775808.0 && d < 9223372036854775808.0)) return 0;
+      if ((double)(int64_t)d != d) return 0;
+      *out = (int64_t)d;
+      return 1;
+    default:
+      return 0;
+  }
+}
+
 int aa_arg_user_id(aa_conn *c, sqlite3_value *v, const char *what, int64_t *out) {
-  if (sqlite3_value_type(v) != SQLITE_INTEGER)
+  if (!aa_value_int64(v, out))
     return aa_err(c, SQLITE_ERROR, AA_E_INVALID_ARGUMENT, "%s must be an integer user id",
                   what);
-  *out = sqlite3_value_int64(v);
   return SQLITE_OK;
 }

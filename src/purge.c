@@ -1,6 +1,7 @@
 /*
-** purge.c — removing users, and anon_purge(): the clean-up of what
-** anonymous sign-in leaves behind.
+** purge.c — removing users: user_delete() for one user, and anon_purge(),
+** the clean-up of what anonymous sign-in leaves behind. Both run the app's
+** purge.user_sql for every user they remove, in the same atomic call.
 **
 ** Every anonymous visitor becomes a user row and a session, and most never
 ** come back. anon_purge([max_idle]) deletes anonymous users with no account
@@ -196,6 +197,25 @@ static int stale_users(aa_conn *c, purge_call *p, int64_t cutoff, int64_t batch)
   return rc;
 }
 
+/* One user, the app's rows first (purge.user_sql prepared in `app`), then
+** anonauth's: what anon_purge() does for each user it picks, and
+** user_delete() for the one it is given. */
+static int purge_user(aa_conn *c, app_sql *app, int64_t user_id, int *found,
+                      int64_t *sessions, int64_t *accounts) {
+  int rc = app_sql_run(c, app, user_id);
+  if (rc != SQLITE_OK) return rc;
+  rc = aa_user_delete(c, user_id, found, sessions, accounts);
+  if ((rc & 0xff) == SQLITE_CONSTRAINT) {
+    /* The app's rows still point at the user: its purge.user_sql misses them. */
+    aa_err_clear(c);
+    rc = aa_err(c, rc, AA_E_PURGE_FAILED,
+                "user %lld is still referenced by other rows (%s); make "
+                "purge.user_sql delete the app's rows for :user_id",
+                (long long)user_id, sqlite3_errmsg(c->db));
+  }
+  return rc;
+}
+
 static int delete_users(aa_conn *c, purge_call *p) {
   app_sql app;
   int rc = app_sql_prepare(c, &app);
@@ -203,17 +223,7 @@ static int delete_users(aa_conn *c, purge_call *p) {
   for (int i = 0; rc == SQLITE_OK && i < p->n_ids; i++) {
     int64_t sessions = 0;
     int found = 0;
-    rc = app_sql_run(c, &app, p->ids[i]);
-    if (rc != SQLITE_OK) break;
-    rc = aa_user_delete(c, p->ids[i], &found, &sessions, NULL);
-    if ((rc & 0xff) == SQLITE_CONSTRAINT) {
-      /* The app's rows still point at the user: its purge.user_sql misses them. */
-      aa_err_clear(c);
-      rc = aa_err(c, rc, AA_E_PURGE_FAILED,
-                  "user %lld is still referenced by other rows (%s); make "
-                  "purge.user_sql delete the app's rows for :user_id",
-                  (long long)p->ids[i], sqlite3_errmsg(c->db));
-    }
+    rc = purge_user(c, &app, p->ids[i], &found, &sessions, NULL);
     p->users += found;
     p->sessions += sessions;
   }
@@ -272,15 +282,13 @@ void aa_fn_anon_purge(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   memset(&p, 0, sizeof(p));
   p.max_idle = -1;
   if (argc > 0 && sqlite3_value_type(argv[0]) != SQLITE_NULL) {
-    if (sqlite3_value_type(argv[0]) != SQLITE_INTEGER || sqlite3_value_int64(argv[0]) < 0 ||
-        sqlite3_value_int64(argv[0]) > TEN_YEARS) {
+    if (!aa_value_int64(argv[0], &p.max_idle) || p.max_idle < 0 || p.max_idle > TEN_YEARS) {
       aa_result_error(ctx, c,
                       aa_err(c, SQLITE_ERROR, AA_E_INVALID_ARGUMENT,
                              "max_idle must be an integer number of seconds from 0 to %lld",
                              (long long)TEN_YEARS));
       return;
     }
-    p.max_idle = sqlite3_value_int64(argv[0]);
   }
   rc = aa_atomic(c, purge_body, &p);
   if (rc == SQLITE_OK) {
@@ -290,4 +298,61 @@ void aa_fn_anon_purge(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     aa_result_error(ctx, c, rc);
   }
   sqlite3_free(p.ids);
+}
+
+/* ---- user_delete(user_id) ------------------------------------------------ */
+
+static const char SQL_USER_KIND[] =
+    "SELECT is_anonymous FROM main.anonauth_users WHERE id = ?1";
+
+typedef struct {
+  int64_t user_id;
+  int found;
+} user_delete_call;
+
+static int user_delete_body(aa_conn *c, void *arg) {
+  user_delete_call *u = arg;
+  sqlite3_stmt *st;
+  app_sql app;
+  char detail[96];
+  int64_t sessions = 0, accounts = 0;
+  int is_anonymous = 0, exists;
+  int rc = aa_config_sync(c);
+  if (rc != SQLITE_OK) return rc;
+  rc = aa_stmt_get(c, SQL_USER_KIND, &st);
+  if (rc != SQLITE_OK) return rc;
+  sqlite3_bind_int64(st, 1, u->user_id);
+  rc = sqlite3_step(st);
+  exists = rc == SQLITE_ROW;
+  if (exists) is_anonymous = sqlite3_column_int(st, 0) != 0;
+  rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : aa_err_storage(c, rc);
+  aa_stmt_release(st);
+  /* No such user: nothing to do, and the app's SQL is not run for it. */
+  if (rc != SQLITE_OK || !exists) return rc;
+
+  rc = app_sql_prepare(c, &app);
+  if (rc != SQLITE_OK) return rc;
+  rc = purge_user(c, &app, u->user_id, &u->found, &sessions, &accounts);
+  app_sql_free(&app);
+  if (rc != SQLITE_OK || !u->found) return rc;
+  sqlite3_snprintf((int)sizeof(detail), detail,
+                   "{\"anonymous\":%s,\"sessions\":%lld,\"accounts\":%lld}",
+                   is_anonymous ? "true" : "false", (long long)sessions, (long long)accounts);
+  return aa_audit(c, "user_delete", u->user_id, AA_NO_ID, NULL, detail);
+}
+
+void aa_fn_user_delete(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  aa_conn *c = sqlite3_user_data(ctx);
+  user_delete_call u = {0, 0};
+  int rc;
+  (void)argc;
+  aa_err_clear(c);
+  rc = aa_arg_user_id(c, argv[0], "user_id", &u.user_id);
+  if (rc == SQLITE_OK) rc = aa_atomic(c, user_delete_body, &u);
+  if (rc != SQLITE_OK) {
+    aa_result_error(ctx, c, rc);
+    return;
+  }
+  if (u.found) aa_authctx_user_deleted(c, u.user_id);
+  sqlite3_result_int(ctx, u.found);
 }

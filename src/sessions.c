@@ -39,6 +39,11 @@ static const char SQL_REVOKE_ALL[] =
     "UPDATE main.anonauth_sessions SET revoked_at = ?2 "
     "WHERE user_id = ?1 AND " AA_SESSION_LIVE_SQL("", "?2", "?3", "?4");
 
+/* Live sessions of a user but one (?5, the caller's). */
+static const char SQL_REVOKE_OTHERS[] =
+    "UPDATE main.anonauth_sessions SET revoked_at = ?2 "
+    "WHERE user_id = ?1 AND id <> ?5 AND " AA_SESSION_LIVE_SQL("", "?2", "?3", "?4");
+
 /* AA_SESSION_LIVE_SQL in C: the same three deadlines, each compared with ">". */
 static int is_live(aa_conn *c, const aa_session *s, int revoked, int64_t now) {
   int64_t max_age = aa_config_int(c, AA_CFG_SESSION_MAX_AGE);
@@ -51,19 +56,22 @@ int aa_session_is_live(aa_conn *c, const aa_session *s, int revoked, int64_t now
   return is_live(c, s, revoked, now);
 }
 
-/* Best-effort: a failure here must not turn a valid session into an error. */
-static void touch(aa_conn *c, const aa_session *s, int64_t now) {
+/* Best-effort: a failure here must not turn a valid session into an error.
+** True when last_seen_at is now `now`. */
+static int touch(aa_conn *c, const aa_session *s, int64_t now) {
   sqlite3_stmt *st;
-  if (sqlite3_db_readonly(c->db, "main") != 0) return;
-  if (!aa_replicated_may_write_quietly(c)) return;
+  int rc;
+  if (sqlite3_db_readonly(c->db, "main") != 0) return 0;
+  if (!aa_replicated_may_write_quietly(c)) return 0;
   if (aa_stmt_get(c, SQL_TOUCH, &st) != SQLITE_OK) {
     aa_err_clear(c);
-    return;
+    return 0;
   }
   sqlite3_bind_int64(st, 1, s->session_id);
   sqlite3_bind_int64(st, 2, now);
-  sqlite3_step(st);
+  rc = sqlite3_step(st);
   aa_stmt_release(st);
+  return rc == SQLITE_DONE;
 }
 
 int aa_session_lookup(aa_conn *c, sqlite3_value *token, int want_touch,
@@ -111,8 +119,8 @@ int aa_session_lookup(aa_conn *c, sqlite3_value *token, int want_touch,
   *found = 1;
   if (want_touch && now - s->last_seen_at >= aa_config_int(c, AA_CFG_SESSION_TOUCH_INTERVAL) &&
       now > s->last_seen_at) {
-    touch(c, s, now);
-    s->last_seen_at = now;
+    /* A skipped touch leaves the stored time, which session_info reports. */
+    if (touch(c, s, now)) s->last_seen_at = now;
   }
   return SQLITE_OK;
 }
@@ -247,6 +255,89 @@ void aa_fn_session_revoke_all(sqlite3_context *ctx, int argc, sqlite3_value **ar
   aa_err_clear(c);
   rc = aa_arg_user_id(c, argv[0], "user_id", &r.user_id);
   if (rc == SQLITE_OK) rc = aa_atomic(c, revoke_all_body, &r);
+  if (rc != SQLITE_OK) {
+    aa_result_error(ctx, c, rc);
+    return;
+  }
+  sqlite3_result_int64(ctx, r.count);
+}
+
+/* ---- per device: session_info(), session_revoke_others() ---------------- */
+
+static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+/* session_info(token): what a cookie needs to know about a live session, as
+** JSON; NULL otherwise. It shares session_valid()'s look-up, touch included:
+** a request that asks for its session's details is activity. */
+void aa_fn_session_info(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  aa_conn *c = sqlite3_user_data(ctx);
+  aa_session s;
+  char json[256];
+  int found, rc;
+  int64_t expires;
+  (void)argc;
+  aa_err_clear(c);
+  rc = aa_session_lookup(c, argv[0], 1, &s, &found);
+  if (rc != SQLITE_OK) {
+    aa_result_error(ctx, c, rc);
+    return;
+  }
+  if (!found) return;
+  /* The earliest of the three deadlines of AA_SESSION_LIVE_SQL (the look-up
+  ** synced the configuration). */
+  expires = min64(s.expires_at,
+                  min64(s.created_at + aa_config_int(c, AA_CFG_SESSION_MAX_AGE),
+                        s.last_seen_at + aa_config_int(c, AA_CFG_SESSION_IDLE_TIMEOUT)));
+  sqlite3_snprintf((int)sizeof(json), json,
+                   "{\"session_id\":%lld,\"user_id\":%lld,\"is_anonymous\":%s,"
+                   "\"created_at\":%lld,\"last_seen_at\":%lld,\"expires_at\":%lld}",
+                   (long long)s.session_id, (long long)s.user_id,
+                   s.is_anonymous ? "true" : "false", (long long)s.created_at,
+                   (long long)s.last_seen_at, (long long)expires);
+  sqlite3_result_text(ctx, json, -1, SQLITE_TRANSIENT);
+}
+
+static int revoke_others_body(aa_conn *c, void *arg) {
+  revoke_call *r = arg;
+  aa_session s;
+  sqlite3_stmt *st;
+  char detail[48];
+  int found;
+  int64_t now = aa_now(c);
+  int rc = aa_session_lookup(c, r->token, 0, &s, &found);
+  if (rc != SQLITE_OK) return rc;
+  if (!found) return aa_err(c, SQLITE_ERROR, AA_E_INVALID_SESSION, "the session is not valid");
+  rc = aa_stmt_get(c, SQL_REVOKE_OTHERS, &st);
+  if (rc != SQLITE_OK) return rc;
+  sqlite3_bind_int64(st, 1, s.user_id);
+  sqlite3_bind_int64(st, 2, now);
+  sqlite3_bind_int64(st, 3, aa_config_int(c, AA_CFG_SESSION_MAX_AGE));
+  sqlite3_bind_int64(st, 4, aa_config_int(c, AA_CFG_SESSION_IDLE_TIMEOUT));
+  sqlite3_bind_int64(st, 5, s.session_id);
+  rc = aa_stmt_exec(c, st);
+  if (rc != SQLITE_OK) return rc;
+  r->count = sqlite3_changes(c->db);
+  if (r->count == 0) return SQLITE_OK;
+  aa_authctx_others_signed_out(c, s.user_id, s.session_id);
+  sqlite3_snprintf((int)sizeof(detail), detail, "{\"sessions\":%lld}", (long long)r->count);
+  return aa_audit(c, "revoke_others", s.user_id, s.session_id, NULL, detail);
+}
+
+/* session_revoke_others(token): "sign out my other devices". The token must
+** be live (invalid_session otherwise, as link_account): revoking on behalf
+** of a dead session would let a stolen, expired cookie sign the owner out. */
+void aa_fn_session_revoke_others(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  aa_conn *c = sqlite3_user_data(ctx);
+  unsigned char hash[AA_TOKEN_HASH_BYTES];
+  revoke_call r = {argv[0], 0, 0};
+  int rc;
+  (void)argc;
+  aa_err_clear(c);
+  /* Garbage never takes the write lock. */
+  if (aa_token_hash_value(argv[0], hash) != SQLITE_OK)
+    rc = aa_err(c, SQLITE_ERROR, AA_E_INVALID_SESSION, "the session is not valid");
+  else
+    rc = aa_atomic(c, revoke_others_body, &r);
   if (rc != SQLITE_OK) {
     aa_result_error(ctx, c, rc);
     return;

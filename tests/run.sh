@@ -163,6 +163,7 @@ trap fake_provider_stop EXIT
 check "the fake CAPTCHA provider starts" fake_provider_start "$out/provider" "$root"
 c_suite build/test/c "" libanonauth.a "$root/anonauth" c
 suite "readme" tests/readme.sh
+suite "node" tests/node.sh
 suite "docs" tests/docs.sh
 suite "fake provider tool" tests/fake_provider_cli.sh
 
@@ -170,7 +171,7 @@ suite "fake provider tool" tests/fake_provider_cli.sh
 demo_ok() {
   make -s demo > "$out/demo.out" 2>&1 || return 1
   ! grep -qiE 'error|anonauth_sess_[A-Za-z0-9_-]{20}' "$out/demo.out" &&
-    grep -q '^== 15\.' "$out/demo.out"
+    grep -q '^== 17\.' "$out/demo.out"
 }
 check "make demo runs the walkthrough to its end without an error" demo_ok
 bench_smoke() {

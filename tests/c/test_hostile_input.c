@@ -141,7 +141,8 @@ static void bind_bad(sqlite3_stmt *st, int pos, const bad_value *v) {
 /*
 ** What a call that succeeds must return, as the README documents it:
 ** 'T' a live session token; 'B' 1 or 0; 'b' 1, 0 or NULL; 'U' an integer or
-** NULL; 'N' an integer >= 0; 'S' text; 'A' anything (config values, clock).
+** NULL; 'N' an integer >= 0; 'S' text; 'J' a JSON object (text) or NULL;
+** 'A' anything (config values, clock).
 */
 typedef struct {
   const char *name;
@@ -222,6 +223,13 @@ static const function_def functions[] = {
     /* last: anon_purge(0) removes every anonymous user without an account */
     {"anon_purge", 0, {NULL}, 'N', 0, NULL},
     {"anon_purge", 1, {"86400"}, 'N', 0, NULL},
+    {"session_info", 1, {"TOKEN"}, 'J', 1, NULL},
+    {"session_revoke_others", 1, {"TOKEN"}, 'N', 1, NULL},
+    {"user_profile", 1, {"1"}, 'J', 0, NULL},
+    {"user_profile", 2, {"1", "'{\"a\":{\"b\":1}}'"}, 'J', 0, NULL},
+    /* last: it deletes users (1.0 is user 1) */
+    {"user_delete", 1, {"1"}, 'B', 0, "SELECT anonauth_config('purge.user_sql', "
+                                      "'DELETE FROM cart WHERE user_id = :user_id')"},
 };
 #define N_FUNCTIONS ((int)(sizeof functions / sizeof functions[0]))
 
@@ -413,6 +421,11 @@ static int documented_result(sqlite3 *db, sqlite3_stmt *st, char kind) {
     case 'U': return type == SQLITE_NULL || (type == SQLITE_INTEGER && v > 0);
     case 'N': return type == SQLITE_INTEGER && v >= 0;
     case 'S': return type == SQLITE_TEXT;
+    case 'J': {
+      const char *t = (const char *)sqlite3_column_text(st, 0);
+      if (type == SQLITE_NULL) return 1;
+      return type == SQLITE_TEXT && t && t[0] == '{' && t[strlen(t) - 1] == '}';
+    }
     default: return 1;
   }
 }
@@ -541,7 +554,7 @@ static void one_call(sqlite3 *db, const function_def *fd, int pos, const bad_val
       printf("    %s/%d(%s at %d) returned an undocumented value (type %d)\n", fd->name,
              fd->n_args, bv ? bv->name : "-", pos + 1, sqlite3_column_type(st, 0));
     }
-    if (fd->returns == 'S') saw((const char *)sqlite3_column_text(st, 0));
+    if (fd->returns == 'S' || fd->returns == 'J') saw((const char *)sqlite3_column_text(st, 0));
     sqlite3_finalize(st);
   }
   exec_or_warn(db, "SELECT anonauth_set_clock(NULL)");
