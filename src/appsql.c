@@ -24,8 +24,9 @@
 **   - a conflict that would roll back the caller's whole transaction:
 **     OR ROLLBACK (Halt/HaltIfNull with OE_Rollback), also from a trigger
 **     that exists now (EXPLAIN lists trigger programs too). A trigger added
-**     later is caught when it fires: the call fails with merge_failed or
-**     purge_failed and says the transaction was rolled back;
+**     later is seen by the check before each run (aa_appsql_recheck); should
+**     one still fire, the call fails with merge_failed or purge_failed and
+**     says the transaction was rolled back;
 **   - schema and file changes: CREATE/DROP/ALTER, VACUUM, ANALYZE, and
 **     writing pragmas (user_version, journal_mode, wal_checkpoint,
 **     incremental_vacuum ...).
@@ -194,29 +195,32 @@ static int bytecode_problem(aa_conn *c, sqlite3_stmt *st, char why[WHY_MAX], int
     *rc_out = SQLITE_NOMEM;
     return 0;
   }
+  /* Read first: inside the caller's transaction this starts its read
+  ** snapshot, so the schema EXPLAIN compiles against is the one the app's
+  ** SQL will run against. */
+  {
+    int too_many = 0;
+    rc = load_roots(c, &roots, &too_many);
+    if (rc != SQLITE_OK) {
+      sqlite3_free(sql);
+      *rc_out = rc;
+      sqlite3_snprintf(WHY_MAX, why, "cannot be checked against anonauth's tables");
+      return 1;
+    }
+    if (too_many) {
+      sqlite3_free(sql);
+      sqlite3_snprintf(WHY_MAX, why,
+                       "cannot be checked: anonauth's tables have more than %d indexes",
+                       ROOTS_MAX);
+      return 1;
+    }
+  }
   rc = sqlite3_prepare_v2(c->db, sql, -1, &ex, NULL);
   sqlite3_free(sql);
   if (rc != SQLITE_OK || ex == NULL) {
     sqlite3_finalize(ex);
     sqlite3_snprintf(WHY_MAX, why, "cannot be explained");
     return 1;
-  }
-  {
-    int too_many = 0;
-    rc = load_roots(c, &roots, &too_many);
-    if (rc != SQLITE_OK) {
-      sqlite3_finalize(ex);
-      *rc_out = rc;
-      sqlite3_snprintf(WHY_MAX, why, "cannot be checked against anonauth's tables");
-      return 1;
-    }
-    if (too_many) {
-      sqlite3_finalize(ex);
-      sqlite3_snprintf(WHY_MAX, why,
-                       "cannot be checked: anonauth's tables have more than %d indexes",
-                       ROOTS_MAX);
-      return 1;
-    }
   }
   while (!found && (rc = sqlite3_step(ex)) == SQLITE_ROW) {
     const char *op = (const char *)sqlite3_column_text(ex, 1);
