@@ -97,11 +97,15 @@ $(LIB): $(STATIC_OBJ)
 	ar rcs $@ $(STATIC_OBJ)
 
 # Installs what is missing, as root or through sudo; otherwise prints the
-# command to run and stops.
+# command to run and stops. A package counts only in this machine's own
+# architecture (or arch-independent): sqlite3:arm64, installed for a cross
+# build, replaces the native sqlite3 shell the tests run.
 deps:
-	@missing=""; \
+	@missing=""; native=$$(dpkg --print-architecture); \
 	for p in $(DEB_PACKAGES); do \
-	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
+	  case $$p in *:*) want=$${p#*:} ;; *) want="$$native|all" ;; esac; \
+	  dpkg-query -W -f='$${Status} $${Architecture}\n' $$p 2>/dev/null \
+	    | grep -Eq "ok installed ($$want)$$" || missing="$$missing $$p"; \
 	done; \
 	[ -z "$$missing" ] && exit 0; \
 	if [ "$$(id -u)" = 0 ]; then sudo=""; \

@@ -390,6 +390,10 @@ int aa_ip_parse(const char *in, int n, char canon[AA_IP_TEXT_MAX],
 const char *aa_url_problem(const char *s, int n);
 /* The URL (one aa_url_problem() accepted) names a loopback host. */
 int aa_url_is_loopback(const char *url);
+/* NULL when NAME may follow env: in a CAPTCHA secret, else why not
+** (captcha.c). syntax_only: only the shape of the name, not which variables
+** the process allows. */
+const char *aa_secret_env_problem(const char *name, int n, int syntax_only);
 
 /* ------------------------------------------------------------------ token.c */
 

@@ -20,7 +20,8 @@
 **     a retry after a lost answer is not refused as a duplicate;
 **   - the secret is read at call time (argument, else captcha.secret, and
 **     env:NAME from the environment), only ever copied into the request
-**     buffer, which is wiped; no message names it. A provider that refuses
+**     buffer, which is wiped; no message names it. Where it may be sent is
+**     the process's decision, not the database's (check_destination); A provider that refuses
 **     the secret is a misconfiguration, not the user's fault, so it raises
 **     captcha_misconfigured instead of quietly rejecting everybody.
 */
@@ -72,18 +73,48 @@ static void pause_ms(int64_t ms) {
   }
 }
 
-/* ---- the secret ----------------------------------------------------------- */
+/* ---- the secret and where it may go ---------------------------------------- */
 
-static int env_name_ok(const char *s, int n) {
-  if (n < 1 || n > 128) return 0;
+/*
+** Where a request may go, and which environment variables a secret may name,
+** is decided by the process, never by the database: captcha.url and
+** captcha.secret live in the database, and a database someone else wrote
+** could otherwise point captcha.url at their own server or at any port of
+** this machine and have anonauth send it env:DATABASE_PASSWORD, or the
+** secret the app passed as an argument. So:
+**   - env:NAME may name only variables whose names start with ANONAUTH_:
+**     the process decides which of those exist;
+**   - a loopback captcha.url is a test and development setting, used only
+**     when the process sets ANONAUTH_ALLOW_LOOPBACK_CAPTCHA=1;
+**   - a secret from the argument or from the environment goes only to the
+**     provider's official endpoint (or that opted-in loopback address); only
+**     a literal captcha.secret, which whoever chose captcha.url could read
+**     anyway, may go to another https:// host.
+*/
+#define SECRET_ENV_PREFIX "ANONAUTH_"
+#define LOOPBACK_OPT_IN "ANONAUTH_ALLOW_LOOPBACK_CAPTCHA"
+
+const char *aa_secret_env_problem(const char *name, int n, int syntax_only) {
+  const int prefix_len = (int)sizeof(SECRET_ENV_PREFIX) - 1;
+  if (n < 1 || n > 128) return "env: must be followed by an environment variable name";
   for (int i = 0; i < n; i++) {
-    char ch = s[i];
+    char ch = name[i];
     if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || ch == '_' ||
           (i > 0 && ch >= '0' && ch <= '9')))
-      return 0;
+      return "env: must be followed by an environment variable name";
   }
-  return 1;
+  if (!syntax_only && (n <= prefix_len || memcmp(name, SECRET_ENV_PREFIX, prefix_len) != 0))
+    return "env: may name only an environment variable whose name starts with "
+           SECRET_ENV_PREFIX;
+  return NULL;
 }
+
+static int loopback_allowed(void) {
+  const char *v = getenv(LOOPBACK_OPT_IN);
+  return v != NULL && strcmp(v, "1") == 0;
+}
+
+typedef enum { SECRET_ARGUMENT, SECRET_CONFIG } secret_origin;
 
 /*
 ** The secret for this call: the argument when given, else captcha.secret;
@@ -91,7 +122,7 @@ static int env_name_ok(const char *s, int n) {
 ** cache or the environment: nothing is copied here.
 */
 static int resolve_secret(aa_conn *c, sqlite3_value *arg, const char *fn, const char **secret,
-                          int *secret_len, int *from_env) {
+                          int *secret_len, secret_origin *origin, int *from_env) {
   const char *s = NULL;
   int n = 0;
   int from_arg = 0;
@@ -109,13 +140,15 @@ static int resolve_secret(aa_conn *c, sqlite3_value *arg, const char *fn, const 
                     "%s: no secret: pass one or set captcha.secret", fn);
     n = (int)strlen(s);
   }
+  *origin = from_arg ? SECRET_ARGUMENT : SECRET_CONFIG;
   if (n > 4 && memcmp(s, "env:", 4) == 0) {
     const char *name = s + 4;
+    const char *why = aa_secret_env_problem(name, n - 4, 0);
     *from_env = 1;
-    if (!env_name_ok(name, n - 4))
+    if (why != NULL)
       return aa_err(c, SQLITE_ERROR,
-                    from_arg ? AA_E_INVALID_ARGUMENT : AA_E_CAPTCHA_MISCONFIGURED,
-                    "%s: env: must be followed by an environment variable name", fn);
+                    from_arg ? AA_E_INVALID_ARGUMENT : AA_E_CAPTCHA_MISCONFIGURED, "%s: %s",
+                    fn, why);
     s = getenv(name);
     if (s == NULL || s[0] == 0)
       return aa_err(c, SQLITE_ERROR, AA_E_CAPTCHA_MISCONFIGURED,
@@ -134,6 +167,26 @@ static int resolve_secret(aa_conn *c, sqlite3_value *arg, const char *fn, const 
   *secret = s;
   *secret_len = n;
   return SQLITE_OK;
+}
+
+/* SQLITE_OK when this secret may be sent to url; else captcha_misconfigured
+** recorded, saying what would allow it. Nothing has been sent yet. */
+static int check_destination(aa_conn *c, const provider_def *p, const char *fn,
+                             const char *url, secret_origin origin, int from_env) {
+  if (strcmp(url, p->url) == 0) return SQLITE_OK;
+  if (aa_url_is_loopback(url)) {
+    if (loopback_allowed()) return SQLITE_OK;
+    return aa_err(c, SQLITE_ERROR, AA_E_CAPTCHA_MISCONFIGURED,
+                  "%s: captcha.url names a loopback address, which is only for tests and "
+                  "development: the process must set the environment variable "
+                  LOOPBACK_OPT_IN "=1 to allow it",
+                  fn);
+  }
+  if (origin == SECRET_CONFIG && !from_env) return SQLITE_OK;
+  return aa_err(c, SQLITE_ERROR, AA_E_CAPTCHA_MISCONFIGURED,
+                "%s: %s is sent only to %s's own endpoint (or to a loopback address when "
+                "the process sets " LOOPBACK_OPT_IN "=1), and captcha.url names another host",
+                fn, from_env ? "an env: secret" : "a secret passed as an argument", p->label);
 }
 
 /* ---- one verification ------------------------------------------------------ */
@@ -254,6 +307,7 @@ static int verify(aa_conn *c, int provider, const char *fn, const char *token, i
   const provider_def *p = &providers[provider];
   const char *secret = NULL, *url, *sitekey;
   int secret_len = 0, from_env = 0, rc, attempts = 0;
+  secret_origin origin = SECRET_CONFIG;
   int64_t timeout_ms, retries, deadline;
   char idem[37];
   char why[160] = "";
@@ -267,19 +321,12 @@ static int verify(aa_conn *c, int provider, const char *fn, const char *token, i
                   "%s: cannot verify a CAPTCHA from inside another anonauth call", fn);
   rc = aa_config_refresh(c);
   if (rc != SQLITE_OK) return rc;
-  rc = resolve_secret(c, secret_arg, fn, &secret, &secret_len, &from_env);
+  rc = resolve_secret(c, secret_arg, fn, &secret, &secret_len, &origin, &from_env);
   if (rc != SQLITE_OK) return rc;
   url = aa_config_text(c, AA_CFG_CAPTCHA_URL);
   if (url == NULL) url = p->url;
-  /* captcha.url lives in the database: a database someone else wrote could
-  ** point it at their server and name any environment variable in
-  ** captcha.secret. An environment secret therefore only ever goes to the
-  ** provider's own endpoint or to this machine. */
-  if (from_env && strcmp(url, p->url) != 0 && !aa_url_is_loopback(url))
-    return aa_err(c, SQLITE_ERROR, AA_E_CAPTCHA_MISCONFIGURED,
-                  "%s: an env: secret is sent only to %s's own endpoint or to a loopback "
-                  "address, and captcha.url names another host",
-                  fn, p->label);
+  rc = check_destination(c, p, fn, url, origin, from_env);
+  if (rc != SQLITE_OK) return rc;
   if (local_refusal(token, token_len, token_oversized, out)) return SQLITE_OK;
 
   sitekey = p->sitekey ? aa_config_text(c, AA_CFG_CAPTCHA_SITEKEY) : NULL;

@@ -107,17 +107,6 @@ static int parse_int(const char *s, int n, int64_t *out) {
   return 1;
 }
 
-static int env_name_ok(const char *s, int n) {
-  if (n < 1 || n > 128) return 0;
-  for (int i = 0; i < n; i++) {
-    char ch = s[i];
-    int ok = (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || ch == '_' ||
-             (i > 0 && ch >= '0' && ch <= '9');
-    if (!ok) return 0;
-  }
-  return 1;
-}
-
 int aa_config_check_app_sql(aa_conn *c, aa_config_key key, const char *sql, aa_errcode code) {
   if (keys[key].kind != K_SQL)
     return aa_err(c, SQLITE_INTERNAL, AA_E_INTERNAL, "%s holds no SQL", keys[key].name);
@@ -161,11 +150,12 @@ static int check_value(aa_conn *c, const key_def *k, const char *s, int n,
       return SQLITE_OK;
     case K_SECRET:
       if (n >= 4 && memcmp(s, "env:", 4) == 0) {
-        if (!env_name_ok(s + 4, n - 4))
-          return aa_err(c, SQLITE_ERROR, AA_E_INVALID_ARGUMENT,
-                        "%s: env: must be followed by an environment "
-                        "variable name",
-                        k->name);
+        /* Which variables may be named is checked when set and when used
+        ** (captcha.c), not when loading: a value from an older release must
+        ** not lock every call out. */
+        why = aa_secret_env_problem(s + 4, n - 4, !deep);
+        if (why)
+          return aa_err(c, SQLITE_ERROR, AA_E_INVALID_ARGUMENT, "%s: %s", k->name, why);
         return SQLITE_OK;
       }
       if (n < 1 || n > SECRET_MAX || !aa_printable_ascii(s, n))

@@ -54,6 +54,13 @@ static int prepare_all(aa_conn *c, const char *sql, struct aa_merge_cache **out)
 
   m = c->merge;
   if (m != NULL && strcmp(m->sql, sql) == 0) {
+    /* Prepared before, checked again: a trigger added since then would run
+    ** inside the merge, and appsql.c's rules cover what triggers do too. */
+    int rc = aa_config_check_app_sql(c, AA_CFG_LINK_MERGE_SQL, sql, AA_E_MERGE_FAILED);
+    if (rc != SQLITE_OK) {
+      aa_merge_cache_clear(c);
+      return rc;
+    }
     *out = m;
     return SQLITE_OK;
   }
@@ -102,7 +109,7 @@ static int prepare_all(aa_conn *c, const char *sql, struct aa_merge_cache **out)
     m->stmts[m->n_stmts++].st = st;
     tail = next;
   }
-  /* Checked once per text, like the preparing: the rules of the setter. */
+  /* The rules of the setter, for a text read from the database. */
   {
     int rc = aa_config_check_app_sql(c, AA_CFG_LINK_MERGE_SQL, sql, AA_E_MERGE_FAILED);
     if (rc != SQLITE_OK) {

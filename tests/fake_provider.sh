@@ -5,8 +5,10 @@
 #                                  files go to DIR. Exports ANONAUTH_PROVIDER
 #                                  (http://127.0.0.1:PORT), ANONAUTH_PROVIDER_TLS
 #                                  (https://, an untrusted certificate),
-#                                  ANONAUTH_PROVIDER_LOG, and the secret the
-#                                  env:NAME cases read.
+#                                  ANONAUTH_PROVIDER_LOG, the secret the
+#                                  env:NAME cases read, and
+#                                  ANONAUTH_ALLOW_LOOPBACK_CAPTCHA=1, without
+#                                  which anonauth sends nothing to 127.0.0.1.
 #   fake_provider_stop             stops the server this shell started
 fake_provider_start() {
   local dir=$1 top=$2 bin i
@@ -32,6 +34,7 @@ fake_provider_start() {
   export ANONAUTH_PROVIDER_TLS="https://127.0.0.1:$tls_port"
   export ANONAUTH_PROVIDER_LOG="$dir/provider.log"
   export ANONAUTH_TEST_CAPTCHA_SECRET=1x0000000000000000000000000000000AA
+  export ANONAUTH_ALLOW_LOOPBACK_CAPTCHA=1
 }
 
 fake_provider_stop() {

@@ -11,13 +11,16 @@
 #   8. every line the suite printed is checked for secrets.
 # The CAPTCHA cases talk to a fake provider on 127.0.0.1
 # (tests/fake_provider.c): sqltest.sh starts one per file that needs it,
-# and this script one for the C programs.
+# and this script one for the C programs. A loopback captcha.url is used
+# only when the process opts in (ANONAUTH_ALLOW_LOOPBACK_CAPTCHA=1, exported
+# below); the cases that prove the refusal unset it for themselves.
 #
 # Prints "N passed, N failed" last and exits non-zero on any failure.
 # QUICK=1 skips the sanitizer and valgrind passes (for editing loops).
 # `tests/run.sh c` (make test-c) runs only step 3, without the sanitizers.
 set -u
 only=${1:-}
+export ANONAUTH_ALLOW_LOOPBACK_CAPTCHA=1
 cd "$(dirname "$0")/.."
 root=$(pwd)
 out=build/test

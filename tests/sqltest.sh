@@ -9,6 +9,8 @@
 #   SELECT ...;                 (SQL run by `sqlite3` on a fresh WAL database)
 #   -- new connection           (optional: the rest runs in a new process)
 #   SELECT ...;
+#   -- unset: NAME              (optional: the case runs without the
+#                                environment variable NAME)
 #   -- expect:
 #   lines the shell must print, exactly
 #
@@ -19,6 +21,10 @@
 # same behind TLS with an untrusted certificate, @PROVIDER_LOG@ its log.
 # Errors print as "error: <message>" (the shell's "Runtime error near line N:"
 # prefix is dropped so that cases do not depend on line numbers).
+#
+# The cases run with ANONAUTH_ALLOW_LOOPBACK_CAPTCHA=1 (a loopback
+# captcha.url is used only when the process opts in); a case that proves the
+# refusal says `-- unset: ANONAUTH_ALLOW_LOOPBACK_CAPTCHA`.
 #
 # Environment: ANONAUTH_SO (the extension, without .so), SQLITE3 (the shell),
 # SQLITE3_WRAPPER (e.g. "valgrind -q --error-exitcode=99"), TEST_LABEL.
@@ -31,6 +37,7 @@ so=${ANONAUTH_SO:-$root/anonauth}
 shell=${SQLITE3:-sqlite3}
 wrapper=${SQLITE3_WRAPPER:-}
 label=${TEST_LABEL:-sql}
+export ANONAUTH_ALLOW_LOOPBACK_CAPTCHA=1
 work=$(mktemp -d "${TMPDIR:-/tmp}/anonauth-sqltest.XXXXXX")
 . "$here/fake_provider.sh"
 trap 'fake_provider_stop; rm -rf "$work"' EXIT
@@ -67,7 +74,8 @@ run_case() { # file, name, case dir with chunk.N and expect
           -e "s|@PROVIDER_TLS@|${ANONAUTH_PROVIDER_TLS:-}|g" \
           -e "s|@PROVIDER_LOG@|${ANONAUTH_PROVIDER_LOG:-}|g" "$dir/$chunk"
     } > "$dir/input.sql"
-    (cd "$dir" && $wrapper "$shell" -batch "$db" < "$dir/input.sql") 2>&1 | normalise >> "$out"
+    (cd "$dir" && if [ -f "$dir/unset" ]; then while read -r v; do unset "$v"; done < "$dir/unset"; fi &&
+      $wrapper "$shell" -batch "$db" < "$dir/input.sql") 2>&1 | normalise >> "$out"
     local rc=${PIPESTATUS[0]}
     # the shell exits 1 after SQL errors; anything else is a crash or a report
     if [ "$rc" -ne 0 ] && [ "$rc" -ne 1 ]; then status=$rc; fi
@@ -98,6 +106,7 @@ for file in "$@"; do
       printf "" > (dir "/chunk." chunk); close(dir "/chunk." chunk); next
     }
     n == 0 { next }
+    /^-- unset: / { print substr($0, 11) >> (dir "/unset"); close(dir "/unset"); next }
     /^-- new connection/ { chunk++; printf "" > (dir "/chunk." chunk); close(dir "/chunk." chunk); next }
     /^-- expect:/ { mode = "expect"; next }
     mode == "sql" { print >> (dir "/chunk." chunk); close(dir "/chunk." chunk); next }

@@ -11,13 +11,21 @@
 **   - threads with a connection each verify at the same time (libcurl's
 **     one-time initialisation, one handle per connection);
 **   - with captcha.secret = 'env:NAME' the secret is in no byte of the
-**     database or its WAL, and in no error message.
+**     database or its WAL, and in no error message;
+**   - a listener on a loopback port named in captcha.url receives nothing
+**     unless the process sets ANONAUTH_ALLOW_LOOPBACK_CAPTCHA=1, and nothing
+**     for an env: secret outside ANONAUTH_* even then.
 */
 #include "harness.h"
 
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
 #include <pthread.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #define LIVE_SECRET "0x4AAAAAAAfakeLiveTurnstileSecret"
 
@@ -296,6 +304,91 @@ static void test_secret_not_stored(const char *path) {
         "only the variable's name is stored (the scan would see the secret)");
 }
 
+
+/* A plain TCP listener on 127.0.0.1 (not the fake provider: nothing
+** answers), non-blocking; its port in *port. -1 on failure. */
+static int listen_loopback(int *port) {
+  struct sockaddr_in a;
+  socklen_t len = sizeof a;
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return -1;
+  memset(&a, 0, sizeof a);
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(fd, 16) != 0 ||
+      getsockname(fd, (struct sockaddr *)&a, &len) != 0 ||
+      fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) != 0) {
+    close(fd);
+    return -1;
+  }
+  *port = ntohs(a.sin_port);
+  return fd;
+}
+
+/* How many connections reached the listener since the last call. */
+static int connections(int fd) {
+  int n = 0, c;
+  while ((c = accept(fd, NULL, NULL)) >= 0) {
+    close(c);
+    n++;
+  }
+  return n;
+}
+
+static void test_loopback_opt_in(const char *path) {
+  char err[512], url[128];
+  int port = 0, fd = listen_loopback(&port), refused;
+  sqlite3 *db;
+  CHECK(fd >= 0, "a listener on a loopback port");
+  if (fd < 0) return;
+  setenv("ANONAUTH_TEST_LIVE_SECRET", LIVE_SECRET, 1);
+  setenv("TEST_DATABASE_PASSWORD", "not-for-the-listener-1", 1);
+  db = harness_open(path);
+  if (db == NULL) return;
+  snprintf(url, sizeof url, "http://127.0.0.1:%d/x", port);
+  run1(db, "SELECT anonauth_config('captcha.url', ?1)", url, NULL, 0);
+  run1(db, "SELECT anonauth_config('captcha.secret', 'env:ANONAUTH_TEST_LIVE_SECRET')", NULL, NULL,
+       0);
+  run1(db, "SELECT anonauth_config('captcha.provider', 'turnstile')", NULL, NULL, 0);
+  run1(db, "SELECT anonauth_config('captcha.timeout_ms', 300)", NULL, NULL, 0);
+  run1(db, "SELECT anonauth_config('captcha.retries', 0)", NULL, NULL, 0);
+
+  unsetenv("ANONAUTH_ALLOW_LOOPBACK_CAPTCHA");
+  refused = !run1(db, "SELECT verify_turnstile('tok-loopback-1')", NULL, err, sizeof err) &&
+            strstr(err, "captcha_misconfigured") &&
+            strstr(err, "ANONAUTH_ALLOW_LOOPBACK_CAPTCHA=1");
+  CHECK(refused, "without the opt-in an env: secret is refused, the error names what to set (%s)",
+        err);
+  refused = !run1(db, "SELECT verify_turnstile('tok-loopback-2', NULL, ?1)", LIVE_SECRET, err,
+                  sizeof err) &&
+            strstr(err, "ANONAUTH_ALLOW_LOOPBACK_CAPTCHA=1");
+  CHECK(refused, "so is a secret passed as an argument (%s)", err);
+  refused = !run1(db, "SELECT anon_signin('{\"captcha\": \"tok-loopback-3\"}')", NULL, err,
+                  sizeof err) &&
+            strstr(err, "ANONAUTH_ALLOW_LOOPBACK_CAPTCHA=1");
+  CHECK(refused, "and the gated sign-in (%s)", err);
+  CHECK(connections(fd) == 0, "the listener was not connected to");
+
+  setenv("ANONAUTH_ALLOW_LOOPBACK_CAPTCHA", "1", 1);
+  run1(db, "INSERT OR REPLACE INTO anonauth_config VALUES ('captcha.secret', "
+           "'env:TEST_DATABASE_PASSWORD')",
+       NULL, NULL, 0);
+  refused = !run1(db, "SELECT verify_turnstile('tok-loopback-4')", NULL, err, sizeof err) &&
+            strstr(err, "ANONAUTH_") && !strstr(err, "not-for-the-listener-1");
+  CHECK(refused, "with the opt-in, an env: name outside ANONAUTH_* written into the table is "
+                 "refused (%s)", err);
+  CHECK(connections(fd) == 0, "and the listener was still not connected to");
+
+  run1(db, "SELECT anonauth_config('captcha.secret', 'env:ANONAUTH_TEST_LIVE_SECRET')", NULL, NULL,
+       0);
+  CHECK(!run1(db, "SELECT verify_turnstile('tok-loopback-5')", NULL, err, sizeof err) &&
+            strstr(err, "captcha_unavailable"),
+        "with the opt-in the request is made (the listener never answers: %s)", err);
+  CHECK(connections(fd) >= 1, "and the listener was connected to (the check above can fail)");
+  sqlite3_close(db);
+  close(fd);
+}
+
 int main(void) {
   char path[512];
   sqlite3 *db;
@@ -319,6 +412,7 @@ int main(void) {
   sqlite3_exec(db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL);
   sqlite3_close(db);
   test_secret_not_stored(path);
+  test_loopback_opt_in(path);
   harness_remove(path);
   return check_done();
 }

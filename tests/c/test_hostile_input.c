@@ -160,14 +160,14 @@ typedef struct {
 
 static const char TURNSTILE_SETUP[] =
     "SELECT anonauth_config('captcha.url', '@URL@/turnstile/v0/siteverify'), "
-    "anonauth_config('captcha.secret', 'env:HOSTILE_TURNSTILE_SECRET')";
+    "anonauth_config('captcha.secret', 'env:ANONAUTH_HOSTILE_TURNSTILE_SECRET')";
 static const char HCAPTCHA_SETUP[] =
     "SELECT anonauth_config('captcha.url', '@URL@/hcaptcha/siteverify'), "
-    "anonauth_config('captcha.secret', 'env:HOSTILE_HCAPTCHA_SECRET')";
+    "anonauth_config('captcha.secret', 'env:ANONAUTH_HOSTILE_HCAPTCHA_SECRET')";
 
 static const char GATE_SETUP[] =
     "SELECT anonauth_config('captcha.url', '@URL@/turnstile/v0/siteverify'), "
-    "anonauth_config('captcha.secret', 'env:HOSTILE_TURNSTILE_SECRET'), "
+    "anonauth_config('captcha.secret', 'env:ANONAUTH_HOSTILE_TURNSTILE_SECRET'), "
     "anonauth_config('captcha.provider', 'turnstile')";
 #define GATE_OPTS "'{\"captcha\":\"XXXX.DUMMY.TOKEN.XXXX\",\"ip\":\"192.0.2.7\"}'"
 
@@ -185,7 +185,7 @@ static const function_def functions[] = {
     {"anonauth_config", 1, {"'session.max_age'"}, 'A', 0, NULL},
     {"anonauth_config", 2, {"'session.max_age'", "3600"}, 'A', 0, NULL},
     {"anonauth_config", 2, {"'captcha.url'", "'https://example.com/v'"}, 'A', 0, NULL},
-    {"anonauth_config", 2, {"'captcha.secret'", "'env:HOSTILE_TURNSTILE_SECRET'"}, 'A', 2, NULL},
+    {"anonauth_config", 2, {"'captcha.secret'", "'env:ANONAUTH_HOSTILE_TURNSTILE_SECRET'"}, 'A', 2, NULL},
     {"anonauth_config", 2, {"'password.memlimit'", "8192"}, 'A', 0, NULL},
     {"anonauth_config", 2, {"'link.on_conflict'", "'merge'"}, 'A', 0, NULL},
     {"anonauth_config", 2, {"'link.merge_sql'", "'UPDATE cart SET user_id = :to_user WHERE user_id = :from_user'"}, 'A', 0, NULL},
@@ -213,10 +213,10 @@ static const function_def functions[] = {
      "SELECT anonauth_config('ratelimit.failed_signin_per_hour', 3)"},
     {"verify_turnstile", 1, {"'XXXX.DUMMY.TOKEN.XXXX'"}, 'B', 1, TURNSTILE_SETUP},
     {"verify_turnstile", 2, {"'XXXX.DUMMY.TOKEN.XXXX'", "'192.0.2.1'"}, 'B', 1, TURNSTILE_SETUP},
-    {"verify_turnstile", 3, {"'XXXX.DUMMY.TOKEN.XXXX'", "'192.0.2.1'", "'env:HOSTILE_TURNSTILE_SECRET'"}, 'B', 1 | 4, TURNSTILE_SETUP},
+    {"verify_turnstile", 3, {"'XXXX.DUMMY.TOKEN.XXXX'", "'192.0.2.1'", "'env:ANONAUTH_HOSTILE_TURNSTILE_SECRET'"}, 'B', 1 | 4, TURNSTILE_SETUP},
     {"verify_hcaptcha", 1, {HC_TEST_RESPONSE}, 'B', 1, HCAPTCHA_SETUP},
     {"verify_hcaptcha", 2, {HC_TEST_RESPONSE, "'2001:db8::1'"}, 'B', 1, HCAPTCHA_SETUP},
-    {"verify_hcaptcha", 3, {HC_TEST_RESPONSE, "NULL", "'env:HOSTILE_HCAPTCHA_SECRET'"}, 'B', 1 | 4, HCAPTCHA_SETUP},
+    {"verify_hcaptcha", 3, {HC_TEST_RESPONSE, "NULL", "'env:ANONAUTH_HOSTILE_HCAPTCHA_SECRET'"}, 'B', 1 | 4, HCAPTCHA_SETUP},
     {"anonauth_use", 1, {"TOKEN"}, 'U', 1, NULL},
     {"auth_uid", 0, {NULL}, 'U', 0, "SELECT anonauth_use(NULL)"},
     {"auth_is_anonymous", 0, {NULL}, 'b', 0, NULL},
@@ -918,8 +918,8 @@ int main(void) {
   make_values();
   seen = sqlite3_str_new(NULL);
   /* The providers' documented test secrets, read through env:NAME. */
-  setenv("HOSTILE_TURNSTILE_SECRET", "1x0000000000000000000000000000000AA", 1);
-  setenv("HOSTILE_HCAPTCHA_SECRET", "0x0000000000000000000000000000000000000000", 1);
+  setenv("ANONAUTH_HOSTILE_TURNSTILE_SECRET", "1x0000000000000000000000000000000AA", 1);
+  setenv("ANONAUTH_HOSTILE_HCAPTCHA_SECRET", "0x0000000000000000000000000000000000000000", 1);
   /* Without the fake provider: a closed loopback port, never the internet. */
   snprintf(url, sizeof url, "%s", provider && *provider ? provider : "http://127.0.0.1:1");
 
