@@ -69,6 +69,7 @@ static const struct {
     {"auth_is_anonymous", 0, INNOCUOUS, aa_fn_auth_is_anonymous},
     {"anon_purge", 0, DIRECT, aa_fn_anon_purge},
     {"anon_purge", 1, DIRECT, aa_fn_anon_purge},
+    {"account_set_secret", 5, DIRECT, aa_fn_account_set_secret},
 };
 
 /* Loading twice on one connection is a no-op, not a reset of its state. */

@@ -124,6 +124,34 @@ static int read_args(aa_conn *c, sqlite3_value *provider, sqlite3_value *account
   return SQLITE_OK;
 }
 
+/*
+** The password policy, for every call that stores a secret (sign-up,
+** linking, changing and resetting it): password.min_length code points and
+** password.max_bytes bytes. Checked after the configuration was read and
+** before anything is spent or hashed; the detail names the rule, never the
+** secret. Checking a secret (sign-in) applies no policy: a secret stored
+** under an older policy still opens its account.
+*/
+static int secret_policy(aa_conn *c, const char *secret, int n) {
+  int64_t min_len = aa_config_int(c, AA_CFG_PASSWORD_MIN_LENGTH);
+  int64_t max_bytes = aa_config_int(c, AA_CFG_PASSWORD_MAX_BYTES);
+  int64_t code_points = 0;
+  if (!aa_utf8_valid((const unsigned char *)secret, n))
+    return aa_err(c, SQLITE_ERROR, AA_E_WEAK_SECRET,
+                  "a new secret must be valid UTF-8 without NUL characters");
+  for (int i = 0; i < n; i++)
+    if (((unsigned char)secret[i] & 0xC0) != 0x80) code_points++;
+  if (code_points < min_len)
+    return aa_err(c, SQLITE_ERROR, AA_E_WEAK_SECRET,
+                  "a new secret must be at least %lld characters long (password.min_length)",
+                  (long long)min_len);
+  if (n > max_bytes)
+    return aa_err(c, SQLITE_ERROR, AA_E_WEAK_SECRET,
+                  "a new secret must be at most %lld bytes long (password.max_bytes)",
+                  (long long)max_bytes);
+  return SQLITE_OK;
+}
+
 /* ---- the account row ------------------------------------------------------ */
 
 typedef struct {
@@ -588,6 +616,7 @@ void aa_fn_account_signup(sqlite3_context *ctx, int argc, sqlite3_value **argv) 
   /* Before anything that tells whether the account exists. */
   rc = aa_captcha_gate(c, &opts, "account_signup");
   if (rc == SQLITE_OK) rc = read_before(c, &a, &r);
+  if (rc == SQLITE_OK && a.secret) rc = secret_policy(c, a.secret, a.secret_len);
   if (rc == SQLITE_OK && opts.has_ip && aa_config_int(c, AA_CFG_RATELIMIT_SIGNUP_PER_HOUR) > 0)
     rc = aa_atomic(c, signup_take_body, &opts);
   if (rc == SQLITE_OK && aa_err_recorded(c, NULL) == SQLITE_OK && r.exists) rc = account_exists(c);
@@ -628,6 +657,15 @@ static int anon_to_merge(aa_conn *c, const aa_opts *o, int64_t into, int64_t *fr
   if (rc != SQLITE_OK) return rc;
   if (found && s.is_anonymous && s.user_id != into) *from = s.user_id;
   return SQLITE_OK;
+}
+
+/* An anon_token naming a live anonymous user means a merge: refused while
+** the app has not said what becomes of that user's rows (merge.c). */
+static int refuse_unprovided_merge(aa_conn *c, const aa_opts *o) {
+  int64_t from;
+  int rc = anon_to_merge(c, o, AA_NO_ID, &from);
+  if (rc == SQLITE_OK && from != AA_NO_ID) rc = aa_merge_allowed(c);
+  return rc;
 }
 
 static int signin_body(aa_conn *c, void *arg) {
@@ -719,6 +757,9 @@ void aa_fn_account_signin(sqlite3_context *ctx, int argc, sqlite3_value **argv) 
     call.a = &a;
     call.opts = &opts;
     rc = read_before(c, &a, &call.seen);
+    /* Fail closed before any bucket or Argon2 work, whether or not the
+    ** account exists: a merge the app has not provided for is refused. */
+    if (rc == SQLITE_OK) rc = refuse_unprovided_merge(c, &opts);
     if (rc == SQLITE_OK)
       rc = take_before_check(c, &a, &call.seen, &opts, AA_NO_ID, "account_signin", &refused);
     if (rc != SQLITE_OK || refused) break;
@@ -899,6 +940,9 @@ void aa_fn_link_account(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     call.token_in = argv[0];
     call.a = &a;
     rc = read_before(c, &a, &call.seen);
+    /* The policy holds for the secret whatever the plan, so that its
+    ** answer does not depend on whether the account exists. */
+    if (rc == SQLITE_OK && a.secret) rc = secret_policy(c, a.secret, a.secret_len);
     if (rc == SQLITE_OK) rc = aa_session_lookup(c, argv[0], 0, &call.sess, &found);
     if (rc == SQLITE_OK && !found) rc = invalid_session(c);
     if (rc == SQLITE_OK) {
@@ -912,8 +956,10 @@ void aa_fn_link_account(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
           break;
         case PLAN_RELINK:
         case PLAN_MERGE:
+          if (call.plan == PLAN_MERGE) rc = aa_merge_allowed(c); /* fail closed, first */
           /* Proving ownership is a sign-in: the same bucket, taken first. */
-          rc = take_before_check(c, &a, &call.seen, NULL, call.sess.session_id, "link_account",
+          if (rc == SQLITE_OK)
+            rc = take_before_check(c, &a, &call.seen, NULL, call.sess.session_id, "link_account",
                                  &refused);
           if (rc == SQLITE_OK && !refused) call.matches = credential_matches(c, &call.seen, &a);
           break;
@@ -933,6 +979,179 @@ void aa_fn_link_account(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
       aa_authctx_user_merged(c, call.sess.user_id, call.new_user, 0);
     else
       aa_authctx_user_changed(c, call.sess.user_id, 0);
+  }
+  finish(ctx, c, rc, &call.token);
+}
+
+/* ---- account_set_secret(token, provider, account_id, current, new) ------- */
+
+/*
+** Changing a secret is a sign-in with the current one (the same bucket,
+** taken first, and the same equal-time failure) by the account's owner's
+** live session. On success the new hash replaces the verified one, every
+** other session of the user is revoked (whoever else held one may have
+** known the old secret), and the calling session is rotated like
+** link_account's. An account that is not the session user's costs what an
+** unknown one costs and fails alike: its hash is never checked here.
+*/
+
+/* Live or not: after a secret change no other session may stay usable. */
+static const char SQL_REVOKE_OTHERS[] =
+    "UPDATE main.anonauth_sessions SET revoked_at = ?3 "
+    "WHERE user_id = ?1 AND id <> ?2 AND revoked_at IS NULL";
+
+static const char SQL_SET_HASH[] =
+    "UPDATE main.anonauth_accounts SET secret_hash = ?2 WHERE id = ?1";
+
+static int revoke_others(aa_conn *c, int64_t user_id, int64_t keep, int64_t *n) {
+  sqlite3_stmt *st;
+  int rc = aa_stmt_get(c, SQL_REVOKE_OTHERS, &st);
+  if (rc != SQLITE_OK) return rc;
+  sqlite3_bind_int64(st, 1, user_id);
+  sqlite3_bind_int64(st, 2, keep);
+  sqlite3_bind_int64(st, 3, aa_now(c));
+  rc = aa_stmt_exec(c, st);
+  if (rc == SQLITE_OK) *n = sqlite3_changes(c->db);
+  return rc;
+}
+
+static int set_hash(aa_conn *c, int64_t account_row_id, const char *hash) {
+  sqlite3_stmt *st;
+  int rc = aa_stmt_get(c, SQL_SET_HASH, &st);
+  if (rc != SQLITE_OK) return rc;
+  sqlite3_bind_int64(st, 1, account_row_id);
+  sqlite3_bind_text(st, 2, hash, -1, SQLITE_STATIC);
+  return aa_stmt_exec(c, st);
+}
+
+typedef struct {
+  sqlite3_value *token_in;
+  const account_args *a; /* secret: the current one */
+  aa_session sess;
+  account_row seen;  /* as read, for row_same() */
+  account_row judged; /* what the credential was checked against */
+  int matches;
+  char hash[AA_PASSWORD_HASH_MAX]; /* the new secret's, when matches */
+  int changed;
+  int64_t new_session;
+  aa_token token;
+} set_secret_call;
+
+/* The row as the check sees it: another user's account is unknown here. */
+static void judge_row(const set_secret_call *s, account_row *out) {
+  *out = s->seen;
+  if (out->exists && out->user_id != s->sess.user_id) {
+    out->exists = 0;
+    out->hash = NULL;
+  }
+}
+
+static int set_secret_body(aa_conn *c, void *arg) {
+  set_secret_call *s = arg;
+  aa_session now_sess;
+  account_row now;
+  aa_opts client;
+  int64_t session_id = 0, others = 0;
+  int found, same, proceed, revoked = 0;
+  char extra[64];
+  const char *ip;
+  int rc = aa_config_sync(c);
+  if (rc != SQLITE_OK) return rc;
+  rc = aa_session_lookup(c, s->token_in, 0, &now_sess, &found);
+  if (rc != SQLITE_OK) return rc;
+  if (!found) return invalid_session(c);
+  rc = row_read(c, s->a, &now);
+  if (rc != SQLITE_OK) return rc;
+  same = row_same(&now, &s->seen);
+  row_free(&now);
+  if (!same || now_sess.session_id != s->sess.session_id) return changed_meanwhile(c, &s->changed);
+
+  rc = session_client(c, now_sess.session_id, &client);
+  if (rc != SQLITE_OK) return rc;
+  ip = client.has_ip ? client.ip : NULL;
+  rc = settle_credential(c, s->a, &s->judged, s->matches, ip, "account_set_secret", &proceed);
+  if (rc != SQLITE_OK || !proceed) return rc;
+
+  rc = set_hash(c, s->seen.id, s->hash);
+  if (rc == SQLITE_OK) rc = revoke_others(c, now_sess.user_id, now_sess.session_id, &others);
+  if (rc == SQLITE_OK) rc = aa_session_revoke(c, now_sess.session_id, &revoked);
+  if (rc == SQLITE_OK)
+    rc = aa_session_create(c, now_sess.user_id, &client, &s->token, &session_id);
+  if (rc != SQLITE_OK) return rc;
+  s->new_session = session_id;
+  sqlite3_snprintf((int)sizeof(extra), extra, "\"sessions_revoked\":%lld", (long long)others);
+  return audit_account(c, "secret_changed", now_sess.user_id, session_id, ip, s->a, 1, extra);
+}
+
+static int no_secret_to_change(aa_conn *c) {
+  return aa_err(c, SQLITE_ERROR, AA_E_INVALID_ARGUMENT,
+                "this account has no secret to change; add a password account with "
+                "link_account()");
+}
+
+void aa_fn_account_set_secret(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  aa_conn *c = sqlite3_user_data(ctx);
+  unsigned char token_hash[AA_TOKEN_HASH_BYTES];
+  account_args a;
+  set_secret_call call;
+  const char *fresh = NULL;
+  int fresh_len = 0, found, rc;
+  (void)argc;
+
+  aa_err_clear(c);
+  memset(&call, 0, sizeof(call));
+  rc = read_args(c, argv[1], argv[2], argv[3], &a);
+  if (rc == SQLITE_OK && a.secret == NULL)
+    rc = aa_err(c, SQLITE_ERROR, AA_E_INVALID_ARGUMENT,
+                "current_secret must be text of 1 to %d bytes", SECRET_MAX);
+  if (rc == SQLITE_OK) {
+    if (sqlite3_value_type(argv[4]) == SQLITE_TEXT) {
+      fresh = (const char *)sqlite3_value_text(argv[4]);
+      fresh_len = sqlite3_value_bytes(argv[4]);
+    }
+    if (fresh == NULL || fresh_len < 1 || fresh_len > SECRET_MAX)
+      rc = aa_err(c, SQLITE_ERROR, AA_E_INVALID_ARGUMENT,
+                  "new_secret must be text of 1 to %d bytes", SECRET_MAX);
+  }
+  if (rc != SQLITE_OK) {
+    aa_result_error(ctx, c, rc);
+    return;
+  }
+  if (aa_token_hash_value(argv[0], token_hash) != SQLITE_OK) {
+    aa_result_error(ctx, c, invalid_session(c));
+    return;
+  }
+  rc = aa_atomic_begin(c);
+  for (int attempt = 1; rc == SQLITE_OK; attempt++) {
+    int refused = 0;
+    memset(&call, 0, sizeof(call));
+    call.token_in = argv[0];
+    call.a = &a;
+    rc = read_before(c, &a, &call.seen);
+    if (rc == SQLITE_OK) rc = secret_policy(c, fresh, fresh_len);
+    if (rc == SQLITE_OK) rc = aa_session_lookup(c, argv[0], 0, &call.sess, &found);
+    if (rc == SQLITE_OK && !found) rc = invalid_session(c);
+    if (rc == SQLITE_OK) {
+      judge_row(&call, &call.judged);
+      /* Its owner may learn that the account takes no secret. */
+      if (call.judged.exists && call.judged.hash == NULL) rc = no_secret_to_change(c);
+    }
+    if (rc == SQLITE_OK)
+      rc = take_before_check(c, &a, &call.judged, NULL, call.sess.session_id,
+                             "account_set_secret", &refused);
+    if (rc == SQLITE_OK && !refused) {
+      call.matches = credential_matches(c, &call.judged, &a);
+      if (call.matches == CRED_MATCH) rc = aa_password_hash(c, fresh, fresh_len, call.hash);
+      if (rc == SQLITE_OK) rc = aa_atomic(c, set_secret_body, &call);
+    }
+    row_free(&call.seen); /* judged shares its hash */
+    aa_password_wipe(call.hash);
+    if (!start_over(c, rc, call.changed, attempt, &call.token)) break;
+    rc = SQLITE_OK;
+  }
+  if (rc == SQLITE_OK && aa_err_deferred(c) == SQLITE_OK) {
+    aa_authctx_user_signed_out_except(c, call.sess.user_id, call.sess.session_id);
+    aa_authctx_session_replaced(c, call.sess.session_id, call.new_session, call.sess.user_id, 0);
   }
   finish(ctx, c, rc, &call.token);
 }

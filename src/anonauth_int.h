@@ -58,6 +58,7 @@ typedef enum {
   AA_E_CAPTCHA_MISCONFIGURED,
   AA_E_PURGE_FAILED,
   AA_E_TRANSACTION_REQUIRED,
+  AA_E_WEAK_SECRET,
   AA_E_COUNT
 } aa_errcode;
 
@@ -261,6 +262,9 @@ typedef enum {
   AA_CFG_PURGE_USER_SQL,
   AA_CFG_PURGE_BATCH,
   AA_CFG_AUDIT_MAX_AGE,
+  AA_CFG_PASSWORD_MIN_LENGTH,
+  AA_CFG_PASSWORD_MAX_BYTES,
+  AA_CFG_LINK_MERGE_WITHOUT_SQL,
   AA_CFG_COUNT
 } aa_config_key;
 
@@ -553,6 +557,7 @@ int aa_session_is_live(aa_conn *c, const aa_session *s, int revoked, int64_t now
 void aa_fn_link_account(sqlite3_context *ctx, int argc, sqlite3_value **argv);
 void aa_fn_account_signup(sqlite3_context *ctx, int argc, sqlite3_value **argv);
 void aa_fn_account_signin(sqlite3_context *ctx, int argc, sqlite3_value **argv);
+void aa_fn_account_set_secret(sqlite3_context *ctx, int argc, sqlite3_value **argv);
 
 /* ------------------------------------------------------------------ merge.c */
 
@@ -562,6 +567,10 @@ void aa_fn_account_signin(sqlite3_context *ctx, int argc, sqlite3_value **argv);
 ** aa_atomic(); any failure is merge_failed and must roll the call back.
 */
 int aa_merge_users(aa_conn *c, int64_t from_user, int64_t to_user);
+/* SQLITE_OK when a merge may run: link.merge_sql is set, or
+** link.merge_without_sql is 'drop'; otherwise records merge_failed. Call
+** after the configuration was read, before any work a refusal would waste. */
+int aa_merge_allowed(aa_conn *c);
 /* Finalizes the prepared merge statements (with the statement cache). */
 void aa_merge_cache_clear(aa_conn *c);
 
@@ -684,6 +693,8 @@ void aa_authctx_user_deleted(aa_conn *c, int64_t user_id);
 void aa_authctx_session_revoked(aa_conn *c, int64_t session_id);
 /* Every live session of user_id was revoked (session_revoke_all). */
 void aa_authctx_user_signed_out(aa_conn *c, int64_t user_id);
+/* Every session of user_id but `kept` was revoked (account_set_secret). */
+void aa_authctx_user_signed_out_except(aa_conn *c, int64_t user_id, int64_t kept);
 void aa_fn_anonauth_use(sqlite3_context *ctx, int argc, sqlite3_value **argv);
 void aa_fn_auth_uid(sqlite3_context *ctx, int argc, sqlite3_value **argv);
 void aa_fn_auth_is_anonymous(sqlite3_context *ctx, int argc,

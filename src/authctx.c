@@ -62,6 +62,10 @@ void aa_authctx_user_signed_out(aa_conn *c, int64_t user_id) {
   aa_authctx_user_deleted(c, user_id);
 }
 
+void aa_authctx_user_signed_out_except(aa_conn *c, int64_t user_id, int64_t kept) {
+  if (c->auth_set && c->auth_uid == user_id && c->auth_session_id != kept) clear(c);
+}
+
 /* anonauth_use(token): the token's user id, or NULL; anything but a live
 ** session's token (NULL, garbage, expired, revoked) clears the context, and
 ** so does an error, so a failed look-up never leaves the previous user in
