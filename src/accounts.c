@@ -504,6 +504,66 @@ static int take_before_check(aa_conn *c, const account_args *a, const account_ro
   return rc;
 }
 
+/* ---- answers that tell an account exists -------------------------------- */
+
+/*
+** account_signup and link_account must be able to say "this account is
+** taken", and so tell whoever asks that it exists. Such an answer is not
+** free: it takes a token from the account's failed sign-in bucket (so one
+** caller cannot probe the same account without end, and an empty bucket
+** answers rate_limited instead, which says nothing new) and is audited
+** (`account_exists`), both committed with the error reported after them.
+*/
+typedef struct {
+  const account_args *a;
+  const account_row *r;
+  const aa_opts *opts;      /* account_signup's client */
+  const aa_session *sess;   /* or link_account's session */
+  const char *via;
+} conflict_call;
+
+static int conflict_body(aa_conn *c, void *arg) {
+  conflict_call *k = arg;
+  aa_opts client;
+  const char *ip = NULL;
+  int64_t session_id = k->sess ? k->sess->session_id : AA_NO_ID;
+  char extra[64];
+  int allowed = 1, rc = aa_config_sync(c);
+  if (rc != SQLITE_OK) return rc;
+  if (k->sess) {
+    rc = session_client(c, session_id, &client);
+    if (rc != SQLITE_OK) return rc;
+    ip = client.has_ip ? client.ip : NULL;
+  } else if (k->opts && k->opts->has_ip) {
+    ip = k->opts->ip;
+  }
+  rc = aa_ratelimit_take(c, RATE_KIND, k->a->subject,
+                         aa_config_int(c, AA_CFG_RATELIMIT_FAILED_SIGNIN_PER_HOUR), &allowed);
+  if (rc != SQLITE_OK) return rc;
+  if (!allowed) return fail_rate_limited(c, k->a, k->r, ip, k->via);
+  sqlite3_snprintf((int)sizeof(extra), extra, "\"via\":\"%s\"", k->via);
+  rc = audit_account(c, "account_exists", k->r->user_id, session_id, ip, k->a, 1, extra);
+  if (rc != SQLITE_OK) return rc;
+  if (k->sess == NULL)
+    return aa_err_after_commit(c, AA_E_ACCOUNT_EXISTS, "this account already belongs to a user");
+  if (aa_config_int(c, AA_CFG_LINK_ON_CONFLICT) == 1 /* 'merge' */ && !k->sess->is_anonymous)
+    return aa_err_after_commit(c, AA_E_ACCOUNT_EXISTS,
+                               "this account belongs to another user (link.on_conflict = "
+                               "'merge' merges only anonymous users)");
+  return aa_err_after_commit(c, AA_E_ACCOUNT_EXISTS, "this account belongs to another user");
+}
+
+static int answer_exists(aa_conn *c, const account_args *a, const account_row *r,
+                         const aa_opts *opts, const aa_session *sess, const char *via) {
+  conflict_call k;
+  k.a = a;
+  k.r = r;
+  k.opts = opts;
+  k.sess = sess;
+  k.via = via;
+  return aa_atomic(c, conflict_body, &k);
+}
+
 static int changed_meanwhile(aa_conn *c, int *changed) {
   *changed = 1;
   return aa_err(c, SQLITE_ERROR, AA_E_STORAGE,
@@ -619,7 +679,8 @@ void aa_fn_account_signup(sqlite3_context *ctx, int argc, sqlite3_value **argv) 
   if (rc == SQLITE_OK && a.secret) rc = secret_policy(c, a.secret, a.secret_len);
   if (rc == SQLITE_OK && opts.has_ip && aa_config_int(c, AA_CFG_RATELIMIT_SIGNUP_PER_HOUR) > 0)
     rc = aa_atomic(c, signup_take_body, &opts);
-  if (rc == SQLITE_OK && aa_err_recorded(c, NULL) == SQLITE_OK && r.exists) rc = account_exists(c);
+  if (rc == SQLITE_OK && aa_err_recorded(c, NULL) == SQLITE_OK && r.exists)
+    rc = answer_exists(c, &a, &r, &opts, NULL, "account_signup");
   row_free(&r);
   if (rc == SQLITE_OK && aa_err_recorded(c, NULL) == SQLITE_OK && a.secret)
     rc = aa_password_hash(c, a.secret, a.secret_len, hash);
@@ -949,7 +1010,8 @@ void aa_fn_link_account(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
       call.plan = plan_for(c, &call.sess, &call.seen);
       switch (call.plan) {
         case PLAN_CONFLICT:
-          rc = link_conflict(c, &call.sess); /* nothing to write */
+          rc = answer_exists(c, &a, &call.seen, NULL, &call.sess, "link_account");
+          refused = 1; /* answered: nothing more to write */
           break;
         case PLAN_ATTACH:
           if (a.secret) rc = aa_password_hash(c, a.secret, a.secret_len, call.hash);
