@@ -128,7 +128,8 @@ static void test_deadline(const char *path) {
 ** than the 32 statements that would grow its first table). */
 static void test_cache_growth(const char *dir_path) {
   static const char *const calls[] = {
-      "SELECT anonauth_config('link.on_conflict', 'merge')",
+      "SELECT anonauth_config('link.on_conflict', 'merge'), "
+      "anonauth_config('link.merge_without_sql', 'drop')",
       "SELECT account_signin('password', 'grow@example.com', 'pass phrase') IS NOT NULL",
       "SELECT session_valid(anon_signin())",
       "SELECT link_account(anon_signin(), 'google', 'grow-g') IS NOT NULL",

@@ -224,6 +224,7 @@ int main(void) {
                        "       anonauth_config('password.opslimit', 1),"
                        "       anonauth_config('ratelimit.failed_signin_per_hour', 2),"
                        "       anonauth_config('link.on_conflict', 'merge'),"
+                       "       anonauth_config('link.merge_without_sql', 'drop'),"
                        "       account_signup('password', 'owner@example.com', 'right horse')",
                        NULL, NULL, NULL) == SQLITE_OK,
           "an account hashed at 64 MiB, merges on, limit 2 per hour");
