@@ -70,6 +70,9 @@ static const struct {
     {"anon_purge", 0, DIRECT, aa_fn_anon_purge},
     {"anon_purge", 1, DIRECT, aa_fn_anon_purge},
     {"account_set_secret", 5, DIRECT, aa_fn_account_set_secret},
+    {"verification_issue", 3, DIRECT, aa_fn_verification_issue},
+    {"verification_issue", 4, DIRECT, aa_fn_verification_issue},
+    {"account_reset_secret", 4, DIRECT, aa_fn_account_reset_secret},
 };
 
 /* Loading twice on one connection is a no-op, not a reset of its state. */

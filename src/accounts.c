@@ -1217,3 +1217,156 @@ void aa_fn_account_set_secret(sqlite3_context *ctx, int argc, sqlite3_value **ar
   }
   finish(ctx, c, rc, &call.token);
 }
+
+/* ---- for codes.c ---------------------------------------------------------- */
+
+int aa_account_name_read(aa_conn *c, sqlite3_value *provider, sqlite3_value *account_id,
+                         aa_account_name *out) {
+  account_args a;
+  int rc = read_args(c, provider, account_id, NULL, &a);
+  memset(out, 0, sizeof(*out));
+  if (rc != SQLITE_OK) return rc;
+  out->provider = a.provider;
+  out->provider_len = a.provider_len;
+  out->account_id = a.account_id;
+  out->account_id_len = a.account_id_len;
+  return SQLITE_OK;
+}
+
+int aa_account_state(aa_conn *c, const aa_account_name *n, int *exists, int *has_secret,
+                     int64_t *user_id) {
+  account_args a;
+  account_row r;
+  int rc;
+  memset(&a, 0, sizeof(a));
+  a.provider = n->provider;
+  a.provider_len = n->provider_len;
+  a.account_id = n->account_id;
+  a.account_id_len = n->account_id_len;
+  rc = row_read(c, &a, &r);
+  if (rc != SQLITE_OK) return rc;
+  *exists = r.exists;
+  *has_secret = r.hash != NULL;
+  *user_id = r.exists ? r.user_id : AA_NO_ID;
+  row_free(&r);
+  return SQLITE_OK;
+}
+
+/* ---- account_reset_secret(provider, account_id, code, new_secret) -------- */
+
+/*
+** A forgotten secret, reset with a 'reset' code (codes.c). Guessing a code
+** is guessing a secret: a token of the account's failed sign-in bucket is
+** taken before the code is checked, as before Argon2 in sign-in, and a wrong
+** code also costs one of the code's own attempts. The new secret is hashed
+** before the code is checked, whatever the code, so that every answer costs
+** one Argon2 run. On success every session of the user is revoked (whoever
+** knew the old secret may hold one) and the token of a new one returned.
+*/
+
+#define CODE_ARG_MAX 64
+
+typedef struct {
+  const account_args *a; /* secret: the code */
+  account_row seen;
+  char hash[AA_PASSWORD_HASH_MAX];
+  int changed;
+  int64_t user_id;
+  aa_token token;
+} reset_call;
+
+static int reset_body(aa_conn *c, void *arg) {
+  reset_call *r = arg;
+  account_row now;
+  aa_opts none;
+  int64_t session_id = 0, revoked = 0;
+  int ok = 0, same;
+  char extra[64];
+  int rc = aa_config_sync(c);
+  if (rc != SQLITE_OK) return rc;
+  rc = row_read(c, r->a, &now);
+  if (rc != SQLITE_OK) return rc;
+  same = row_same(&now, &r->seen);
+  row_free(&now);
+  if (!same) return changed_meanwhile(c, &r->changed);
+  rc = aa_code_consume(c, r->a->provider, r->a->provider_len, r->a->account_id,
+                       r->a->account_id_len, AA_CODE_RESET, r->a->secret, r->a->secret_len, &ok);
+  if (rc != SQLITE_OK) return rc;
+  if (!ok || !r->seen.exists || r->seen.hash == NULL) {
+    rc = audit_account(c, "signin_failed", r->seen.exists ? r->seen.user_id : AA_NO_ID, AA_NO_ID,
+                       NULL, r->a, r->seen.exists,
+                       "\"reason\":\"wrong_code\",\"via\":\"account_reset_secret\"");
+    if (rc != SQLITE_OK) return rc;
+    return aa_err_after_commit(c, AA_E_INVALID_CREDENTIALS,
+                               "unknown account, or a wrong, used or expired code");
+  }
+  memset(&none, 0, sizeof(none));
+  r->user_id = r->seen.user_id;
+  rc = set_hash(c, r->seen.id, r->hash);
+  if (rc == SQLITE_OK) rc = bucket_reset(c, r->a);
+  if (rc == SQLITE_OK) rc = revoke_others(c, r->user_id, AA_NO_ID, &revoked);
+  if (rc == SQLITE_OK) rc = aa_session_create(c, r->user_id, &none, &r->token, &session_id);
+  if (rc != SQLITE_OK) return rc;
+  sqlite3_snprintf((int)sizeof(extra), extra, "\"sessions_revoked\":%lld", (long long)revoked);
+  return audit_account(c, "secret_reset", r->user_id, session_id, NULL, r->a, 1, extra);
+}
+
+void aa_fn_account_reset_secret(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  aa_conn *c = sqlite3_user_data(ctx);
+  account_args a;
+  aa_opts none;
+  reset_call call;
+  const char *fresh = NULL;
+  int fresh_len = 0, rc;
+  (void)argc;
+
+  aa_err_clear(c);
+  memset(&call, 0, sizeof(call));
+  memset(&none, 0, sizeof(none));
+  rc = read_args(c, argv[0], argv[1], NULL, &a);
+  if (rc == SQLITE_OK) {
+    if (sqlite3_value_type(argv[2]) == SQLITE_TEXT) {
+      a.secret = (const char *)sqlite3_value_text(argv[2]);
+      a.secret_len = sqlite3_value_bytes(argv[2]);
+    }
+    if (a.secret == NULL || a.secret_len < 1 || a.secret_len > CODE_ARG_MAX ||
+        memchr(a.secret, 0, (size_t)a.secret_len) != NULL)
+      rc = aa_err(c, SQLITE_ERROR, AA_E_INVALID_ARGUMENT, "code must be text of 1 to %d bytes",
+                  CODE_ARG_MAX);
+  }
+  if (rc == SQLITE_OK) {
+    if (sqlite3_value_type(argv[3]) == SQLITE_TEXT) {
+      fresh = (const char *)sqlite3_value_text(argv[3]);
+      fresh_len = sqlite3_value_bytes(argv[3]);
+    }
+    if (fresh == NULL || fresh_len < 1 || fresh_len > SECRET_MAX)
+      rc = aa_err(c, SQLITE_ERROR, AA_E_INVALID_ARGUMENT,
+                  "new_secret must be text of 1 to %d bytes", SECRET_MAX);
+  }
+  if (rc != SQLITE_OK) {
+    aa_result_error(ctx, c, rc);
+    return;
+  }
+  rc = aa_atomic_begin(c);
+  for (int attempt = 1; rc == SQLITE_OK; attempt++) {
+    int refused = 0;
+    row_free(&call.seen);
+    memset(&call, 0, sizeof(call));
+    call.a = &a;
+    rc = read_before(c, &a, &call.seen);
+    if (rc == SQLITE_OK) rc = secret_policy(c, fresh, fresh_len);
+    if (rc == SQLITE_OK)
+      rc = take_before_check(c, &a, &call.seen, &none, AA_NO_ID, "account_reset_secret",
+                             &refused);
+    if (rc != SQLITE_OK || refused) break;
+    rc = aa_password_hash(c, fresh, fresh_len, call.hash);
+    if (rc == SQLITE_OK) rc = aa_atomic(c, reset_body, &call);
+    aa_password_wipe(call.hash);
+    if (!start_over(c, rc, call.changed, attempt, &call.token)) break;
+    rc = SQLITE_OK;
+  }
+  row_free(&call.seen);
+  if (rc == SQLITE_OK && aa_err_deferred(c) == SQLITE_OK && call.user_id > 0)
+    aa_authctx_user_signed_out(c, call.user_id);
+  finish(ctx, c, rc, &call.token);
+}

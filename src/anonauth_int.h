@@ -265,6 +265,10 @@ typedef enum {
   AA_CFG_PASSWORD_MIN_LENGTH,
   AA_CFG_PASSWORD_MAX_BYTES,
   AA_CFG_LINK_MERGE_WITHOUT_SQL,
+  AA_CFG_VERIFICATION_TTL,
+  AA_CFG_VERIFICATION_MAX_ATTEMPTS,
+  AA_CFG_RATELIMIT_VERIFICATION_PER_HOUR,
+  AA_CFG_RATELIMIT_VERIFICATION_IP_PER_HOUR,
   AA_CFG_COUNT
 } aa_config_key;
 
@@ -554,10 +558,42 @@ int aa_session_is_live(aa_conn *c, const aa_session *s, int revoked, int64_t now
 
 /* --------------------------------------------------------------- accounts.c */
 
+/* An account's name, as the account functions check it (accounts.c). */
+typedef struct {
+  const char *provider;
+  int provider_len;
+  const char *account_id;
+  int account_id_len;
+} aa_account_name;
+/* Checks provider and account_id as every account function does
+** (invalid_argument, never echoing the value). */
+int aa_account_name_read(aa_conn *c, sqlite3_value *provider, sqlite3_value *account_id,
+                         aa_account_name *out);
+/* Inside aa_atomic(): whether the account exists, and whether it has a secret. */
+int aa_account_state(aa_conn *c, const aa_account_name *n, int *exists, int *has_secret,
+                     int64_t *user_id);
 void aa_fn_link_account(sqlite3_context *ctx, int argc, sqlite3_value **argv);
 void aa_fn_account_signup(sqlite3_context *ctx, int argc, sqlite3_value **argv);
 void aa_fn_account_signin(sqlite3_context *ctx, int argc, sqlite3_value **argv);
 void aa_fn_account_set_secret(sqlite3_context *ctx, int argc, sqlite3_value **argv);
+void aa_fn_account_reset_secret(sqlite3_context *ctx, int argc, sqlite3_value **argv);
+
+/* ------------------------------------------------------------------ codes.c */
+
+/* Purposes of one-time codes. */
+#define AA_CODE_RESET  "reset"
+#define AA_CODE_SIGNIN "signin"
+
+/*
+** Inside aa_atomic(): checks `code` against the live code of (provider,
+** account_id, purpose). A match uses it up (*ok = 1); a mismatch costs one
+** of its attempts (the code dies at 0); no live code is a mismatch too.
+** The comparison is in constant time.
+*/
+int aa_code_consume(aa_conn *c, const char *provider, int provider_len, const char *account_id,
+                    int account_id_len, const char *purpose, const char *code, int code_len,
+                    int *ok);
+void aa_fn_verification_issue(sqlite3_context *ctx, int argc, sqlite3_value **argv);
 
 /* ------------------------------------------------------------------ merge.c */
 

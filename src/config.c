@@ -75,6 +75,10 @@ static const key_def keys[AA_CFG_COUNT] = {
     ** keeps nothing per user that needs moving). */
     [AA_CFG_LINK_MERGE_WITHOUT_SQL] = {"link.merge_without_sql", K_ENUM, 0, 0, 0,
                                        merge_without_sql_choices, 0},
+    [AA_CFG_VERIFICATION_TTL] = {"verification.ttl", K_INT, 900, 60, 86400, 0, 0},
+    [AA_CFG_VERIFICATION_MAX_ATTEMPTS] = {"verification.max_attempts", K_INT, 5, 1, 100, 0, 0},
+    [AA_CFG_RATELIMIT_VERIFICATION_PER_HOUR] = {"ratelimit.verification_per_hour", K_INT, 5, 0, 1000000, 0, 0},
+    [AA_CFG_RATELIMIT_VERIFICATION_IP_PER_HOUR] = {"ratelimit.verification_ip_per_hour", K_INT, 30, 0, 1000000, 0, 0},
 };
 
 #define TEXT_MAX 255
