@@ -223,6 +223,14 @@ static const function_def functions[] = {
     /* the token is not the owner's: every call fails like a wrong secret */
     {"account_set_secret", 5, {"TOKEN", "'password'", "'ann@example.com'", "'" PASSWORD "'",
                                "'another " PASSWORD "'"}, 'T', 1 | 8 | 16, NULL},
+    {"verification_issue", 3, {"'email'", FRESH_ACCOUNT, "'signin'"}, 'S', 0,
+     "SELECT anonauth_config('ratelimit.verification_per_hour', 1000000)"},
+    {"verification_issue", 4, {"'email'", FRESH_ACCOUNT, "'reset'",
+                               "'{\"format\":\"link\",\"ip\":\"192.0.2.1\"}'"}, 'S', 0,
+     "SELECT anonauth_config('ratelimit.verification_ip_per_hour', 1000000)"},
+    /* a code that was never issued: every call fails like a wrong code */
+    {"account_reset_secret", 4, {"'password'", "'ann@example.com'", "'12345678'",
+                                 "'another " PASSWORD "'"}, 'T', 4 | 8, NULL},
     /* last: anon_purge(0) removes every anonymous user without an account */
     {"anon_purge", 0, {NULL}, 'N', 0, NULL},
     {"anon_purge", 1, {"86400"}, 'N', 0, NULL},
