@@ -791,6 +791,132 @@ static void rehash_after_signin(aa_conn *c, const account_row *seen, const accou
   aa_err_clear(c);
 }
 
+/* ---- account_signin with opts.code: passwordless ------------------------ */
+
+/*
+** A 'signin' code (codes.c) is the credential: the app delivered it to the
+** identity (an e-mail address, a phone number), so whoever presents it holds
+** that identity. Guessing it is guessing a secret: a token of the account's
+** bucket is taken first, and a wrong code also costs one of the code's
+** attempts. If the account does not exist it is created without a secret
+** (an identity the app verified); with the anon_token of a live anonymous
+** session, that user is converted in place (same id, so the visitor's rows
+** stay theirs) and the visitor's session is replaced, as link_account
+** rotates. If it exists, anon_token merges as in a sign-in with a secret,
+** under the same fail-closed rule; that refusal can only come after the code
+** was checked (before, it would tell whether the account exists), and it
+** rolls the code's use back.
+*/
+typedef struct {
+  const account_args *a; /* secret: the code, for the bucket */
+  const aa_opts *opts;
+  account_row seen;
+  int changed;
+  int converted;
+  int64_t user_id;
+  int64_t merged_from;
+  int64_t anon_session; /* the visitor's session a conversion replaced */
+  int64_t new_session;
+  aa_token token;
+} code_call;
+
+static int code_signin_body(aa_conn *c, void *arg) {
+  code_call *k = arg;
+  const char *ip = k->opts->has_ip ? k->opts->ip : NULL;
+  account_row now;
+  aa_session s;
+  int64_t session_id = 0, from = AA_NO_ID, user_id = AA_NO_ID;
+  int same, ok = 0, found = 0, revoked = 0;
+  char extra[96];
+  int rc = aa_config_sync(c);
+  if (rc != SQLITE_OK) return rc;
+  rc = row_read(c, k->a, &now);
+  if (rc != SQLITE_OK) return rc;
+  same = row_same(&now, &k->seen);
+  row_free(&now);
+  if (!same) return changed_meanwhile(c, &k->changed);
+  rc = aa_code_consume(c, k->a->provider, k->a->provider_len, k->a->account_id,
+                       k->a->account_id_len, AA_CODE_SIGNIN, k->a->secret, k->a->secret_len, &ok);
+  if (rc != SQLITE_OK) return rc;
+  if (!ok) {
+    rc = audit_account(c, "signin_failed", k->seen.exists ? k->seen.user_id : AA_NO_ID, AA_NO_ID,
+                       ip, k->a, k->seen.exists,
+                       "\"reason\":\"wrong_code\",\"via\":\"account_signin\"");
+    if (rc != SQLITE_OK) return rc;
+    return aa_err_after_commit(c, AA_E_INVALID_CREDENTIALS,
+                               "unknown account, or a wrong, used or expired code");
+  }
+  rc = bucket_reset(c, k->a);
+  if (rc != SQLITE_OK) return rc;
+  if (k->seen.exists) {
+    user_id = k->seen.user_id;
+    rc = anon_to_merge(c, k->opts, user_id, &from);
+    if (rc == SQLITE_OK && from != AA_NO_ID) rc = aa_merge_allowed(c);
+    if (rc == SQLITE_OK && from != AA_NO_ID) rc = aa_merge_users(c, from, user_id);
+  } else {
+    if (k->opts->has_anon_token && !k->opts->anon_token_malformed)
+      rc = lookup_token_text(c, k->opts->anon_token, &s, &found);
+    if (rc == SQLITE_OK && found && s.is_anonymous) {
+      user_id = s.user_id;
+      k->anon_session = s.session_id;
+      rc = insert_account(c, user_id, k->a, NULL);
+      if (rc == SQLITE_OK) rc = convert_user(c, user_id, &k->converted);
+      if (rc == SQLITE_OK) rc = aa_session_revoke(c, s.session_id, &revoked);
+    } else if (rc == SQLITE_OK) {
+      rc = aa_user_create(c, 0, NULL, &user_id);
+      if (rc == SQLITE_OK) rc = insert_account(c, user_id, k->a, NULL);
+    }
+  }
+  if (rc == SQLITE_OK) rc = aa_session_create(c, user_id, k->opts, &k->token, &session_id);
+  if (rc != SQLITE_OK) return rc;
+  k->user_id = user_id;
+  k->merged_from = from;
+  k->new_session = session_id;
+  sqlite3_snprintf((int)sizeof(extra), extra, "\"via\":\"code\",\"created\":%s,\"converted\":%s",
+                   k->seen.exists ? "false" : "true", k->converted ? "true" : "false");
+  rc = audit_account(c, "signin", user_id, session_id, ip, k->a, 1, extra);
+  if (rc == SQLITE_OK && from != AA_NO_ID) {
+    sqlite3_snprintf((int)sizeof(extra), extra,
+                     "\"from_user\":%lld,\"via\":\"account_signin\"", (long long)from);
+    rc = audit_account(c, "merge", user_id, session_id, ip, k->a, 1, extra);
+  }
+  return rc;
+}
+
+static void code_signin(sqlite3_context *ctx, aa_conn *c, const account_args *a,
+                        const aa_opts *opts) {
+  account_args guess = *a;
+  code_call call;
+  int rc;
+  memset(&call, 0, sizeof(call));
+  guess.secret = opts->code;
+  guess.secret_len = (int)strlen(opts->code);
+  rc = aa_atomic_begin(c);
+  for (int attempt = 1; rc == SQLITE_OK; attempt++) {
+    int refused = 0;
+    row_free(&call.seen);
+    memset(&call, 0, sizeof(call));
+    call.a = &guess;
+    call.opts = opts;
+    rc = read_before(c, &guess, &call.seen);
+    if (rc == SQLITE_OK)
+      rc = take_before_check(c, &guess, &call.seen, opts, AA_NO_ID, "account_signin", &refused);
+    if (rc != SQLITE_OK || refused) break;
+    rc = aa_atomic(c, code_signin_body, &call);
+    if (!start_over(c, rc, call.changed, attempt, &call.token)) break;
+    rc = SQLITE_OK;
+  }
+  row_free(&call.seen);
+  if (rc == SQLITE_OK && aa_err_deferred(c) == SQLITE_OK && call.user_id > 0) {
+    if (call.merged_from > 0) aa_authctx_user_merged(c, call.merged_from, call.user_id, 0);
+    if (call.converted) {
+      aa_authctx_session_replaced(c, call.anon_session, call.new_session, call.user_id, 0);
+      aa_authctx_user_changed(c, call.user_id, 0);
+    }
+  }
+  finish(ctx, c, rc, &call.token);
+}
+
 void aa_fn_account_signin(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   aa_conn *c = sqlite3_user_data(ctx);
   account_args a;
@@ -803,9 +929,17 @@ void aa_fn_account_signin(sqlite3_context *ctx, int argc, sqlite3_value **argv) 
   rc = read_args(c, argv[0], argv[1], argc > 2 ? argv[2] : NULL, &a);
   if (rc == SQLITE_OK)
     rc = aa_opts_parse(c, argc > 3 ? argv[3] : NULL,
-                       AA_OPT_IP | AA_OPT_USER_AGENT | AA_OPT_ANON_TOKEN, &opts);
+                       AA_OPT_IP | AA_OPT_USER_AGENT | AA_OPT_ANON_TOKEN | AA_OPT_CODE, &opts);
+  if (rc == SQLITE_OK && opts.has_code && a.secret != NULL)
+    rc = aa_err(c, SQLITE_ERROR, AA_E_INVALID_ARGUMENT,
+                "a secret and opts.code together: give one credential");
   if (rc != SQLITE_OK) {
     aa_result_error(ctx, c, rc);
+    return;
+  }
+  if (opts.has_code) {
+    code_signin(ctx, c, &a, &opts);
+    aa_opts_free(&opts);
     return;
   }
   /* Refused writes fail before any Argon2 work; first in a deferred

@@ -423,7 +423,8 @@ enum {
   AA_OPT_USER_AGENT = 1 << 1,
   AA_OPT_PROFILE = 1 << 2,
   AA_OPT_CAPTCHA = 1 << 3,
-  AA_OPT_ANON_TOKEN = 1 << 4
+  AA_OPT_ANON_TOKEN = 1 << 4,
+  AA_OPT_CODE = 1 << 5 /* a one-time code (codes.c), for account_signin */
 };
 
 typedef struct {
@@ -440,6 +441,8 @@ typedef struct {
   int has_anon_token;
   char anon_token[AA_TOKEN_TEXT_LEN + 1];
   int anon_token_malformed;
+  int has_code;
+  char code[64 + 1];
 } aa_opts;
 
 /* Parses the opts argument (NULL means none); `allowed` is a mask of AA_OPT_*. */
