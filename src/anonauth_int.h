@@ -12,7 +12,7 @@
 **   core: errors, conn, stmtcache, schema, atomic, config, appsql, clock, replicated
 **   helpers: text, json, netaddr, token, opts
 **   records: audit, ratelimit, password
-**   features: anon, sessions, accounts, merge, http, siteverify, captcha, purge, authctx
+**   features: anon, sessions, accounts, codes, merge, http, siteverify, captcha, purge, authctx
 **   virtual tables: vtab
 **     (vtab_users.c, vtab_sessions.c and vtab_accounts.c describe their
 **     tables with the aa_vtab_def of vtab.c)
