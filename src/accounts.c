@@ -926,6 +926,7 @@ void aa_fn_account_signin(sqlite3_context *ctx, int argc, sqlite3_value **argv) 
 
   aa_err_clear(c);
   memset(&call, 0, sizeof(call));
+  memset(&opts, 0, sizeof(opts));
   rc = read_args(c, argv[0], argv[1], argc > 2 ? argv[2] : NULL, &a);
   if (rc == SQLITE_OK)
     rc = aa_opts_parse(c, argc > 3 ? argv[3] : NULL,
