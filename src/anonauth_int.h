@@ -12,7 +12,7 @@
 **   core: errors, conn, stmtcache, schema, atomic, config, appsql, clock, replicated
 **   helpers: text, json, netaddr, token, opts
 **   records: audit, ratelimit, password
-**   features: anon, sessions, accounts, codes, merge, http, siteverify, captcha, purge, authctx
+**   features: anon, sessions, accounts, secrets, codes, merge, http, siteverify, captcha, purge, authctx
 **   virtual tables: vtab
 **     (vtab_users.c, vtab_sessions.c and vtab_accounts.c describe their
 **     tables with the aa_vtab_def of vtab.c)
@@ -578,8 +578,74 @@ int aa_account_state(aa_conn *c, const aa_account_name *n, int *exists, int *has
 void aa_fn_link_account(sqlite3_context *ctx, int argc, sqlite3_value **argv);
 void aa_fn_account_signup(sqlite3_context *ctx, int argc, sqlite3_value **argv);
 void aa_fn_account_signin(sqlite3_context *ctx, int argc, sqlite3_value **argv);
+
+/*
+** accounts.c's pieces that secrets.c builds on (what each one does is said
+** where it is defined). Only accounts.c and secrets.c use them.
+*/
+#define AA_PROVIDER_MAX   64
+#define AA_ACCOUNT_ID_MAX 320
+#define AA_SECRET_MAX     1024
+
+typedef struct {
+  const char *provider;
+  int provider_len;
+  const char *account_id;
+  int account_id_len;
+  const char *secret; /* NULL when none was given */
+  int secret_len;
+  char subject[AA_PROVIDER_MAX + 1 + AA_ACCOUNT_ID_MAX + 1]; /* the bucket's key */
+} aa_account_args;
+
+typedef struct {
+  int exists;
+  int64_t id;
+  int64_t user_id;
+  char *hash; /* sqlite3_malloc'd; NULL for an account without a secret */
+} aa_account_row;
+
+/* What checking a credential found. */
+enum {
+  AA_CRED_NO = 0,        /* it does not open the account */
+  AA_CRED_MATCH = 1,     /* it does */
+  AA_CRED_HASH_REFUSED = 2 /* the stored hash costs more than the caps: not run */
+};
+
+int aa_acct_read_args(aa_conn *c, sqlite3_value *provider, sqlite3_value *account_id,
+                      sqlite3_value *secret, aa_account_args *a);
+int aa_acct_secret_policy(aa_conn *c, const char *secret, int n);
+void aa_acct_row_free(aa_account_row *r);
+int aa_acct_row_read(aa_conn *c, const aa_account_args *a, aa_account_row *r);
+int aa_acct_row_same(const aa_account_row *x, const aa_account_row *y);
+int aa_acct_read_before(aa_conn *c, const aa_account_args *a, aa_account_row *r);
+int aa_acct_credential_matches(aa_conn *c, const aa_account_row *r, const aa_account_args *a);
+int aa_acct_insert_account(aa_conn *c, int64_t user_id, const aa_account_args *a,
+                           const char *hash);
+int aa_acct_convert_user(aa_conn *c, int64_t user_id, int *converted);
+int aa_acct_bucket_reset(aa_conn *c, const aa_account_args *a);
+int aa_acct_session_client(aa_conn *c, int64_t session_id, aa_opts *o);
+int aa_acct_lookup_token_text(aa_conn *c, const char *token, aa_session *s, int *found);
+int aa_acct_audit_account(aa_conn *c, const char *event, int64_t user_id, int64_t session_id,
+                          const char *ip, const aa_account_args *a, int with_account_id,
+                          const char *extra);
+int aa_acct_settle_credential(aa_conn *c, const aa_account_args *a, const aa_account_row *r,
+                              int found, const char *ip, const char *via, int *proceed);
+int aa_acct_take_before_check(aa_conn *c, const aa_account_args *a, const aa_account_row *r,
+                              const aa_opts *opts, int64_t session_id, const char *via,
+                              int *refused);
+int aa_acct_changed_meanwhile(aa_conn *c, int *changed);
+int aa_acct_start_over(aa_conn *c, int rc, int changed, int attempt, aa_token *t);
+void aa_acct_finish(sqlite3_context *ctx, aa_conn *c, int rc, aa_token *t);
+int aa_acct_anon_to_merge(aa_conn *c, const aa_opts *o, int64_t into, int64_t *from);
+int aa_acct_invalid_session(aa_conn *c);
+
+/* ---------------------------------------------------------------- secrets.c */
+
 void aa_fn_account_set_secret(sqlite3_context *ctx, int argc, sqlite3_value **argv);
 void aa_fn_account_reset_secret(sqlite3_context *ctx, int argc, sqlite3_value **argv);
+/* account_signin() with opts.code, once its arguments are read. */
+void aa_acct_code_signin(sqlite3_context *ctx, aa_conn *c, const aa_account_args *a,
+                         const aa_opts *opts);
 
 /* ------------------------------------------------------------------ codes.c */
 
