@@ -74,6 +74,10 @@ static const struct {
     {"user_delete", 1, DIRECT, aa_fn_user_delete},
     {"user_profile", 1, DIRECT, aa_fn_user_profile},
     {"user_profile", 2, DIRECT, aa_fn_user_profile},
+    {"account_set_secret", 5, DIRECT, aa_fn_account_set_secret},
+    {"verification_issue", 3, DIRECT, aa_fn_verification_issue},
+    {"verification_issue", 4, DIRECT, aa_fn_verification_issue},
+    {"account_reset_secret", 4, DIRECT, aa_fn_account_reset_secret},
 };
 
 /* Loading twice on one connection is a no-op, not a reset of its state. */

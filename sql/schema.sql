@@ -116,3 +116,20 @@ CREATE INDEX IF NOT EXISTS anonauth_users_anonymous
 -- one that died before a cutoff was also last seen before it.
 CREATE INDEX IF NOT EXISTS anonauth_sessions_by_last_seen
   ON anonauth_sessions(last_seen_at);
+
+-- migrate 4: one-time codes
+-- One live code per account and purpose ('reset', 'signin'); issuing again
+-- replaces it. Only a hash of the code is kept (BLAKE2b-256 over purpose,
+-- provider, account id and code, src/codes.c); a code dies at expires_at,
+-- when used, or when attempts_left reaches 0.
+CREATE TABLE IF NOT EXISTS anonauth_codes (
+  provider      TEXT NOT NULL,
+  account_id    TEXT NOT NULL,
+  purpose       TEXT NOT NULL,
+  code_hash     BLOB NOT NULL,
+  created_at    INTEGER NOT NULL,
+  expires_at    INTEGER NOT NULL,
+  attempts_left INTEGER NOT NULL,
+  PRIMARY KEY (provider, account_id, purpose)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS anonauth_codes_by_expiry ON anonauth_codes(expires_at);

@@ -1,5 +1,7 @@
 /*
-** accounts.c — accounts: link_account(), account_signup(), account_signin().
+** accounts.c — accounts: link_account(), account_signup(), account_signin(),
+** and the pieces secrets.c builds on (changing and resetting secrets, codes
+** as credentials; declared in anonauth_int.h as aa_acct_*).
 **
 ** An account is an identity from a provider (a password, an OAuth subject,
 ** an e-mail address the app verified) attached to a user. Linking one to an
@@ -52,24 +54,15 @@
 #include <sodium.h>
 #include <string.h>
 
-#define PROVIDER_MAX   64
-#define ACCOUNT_ID_MAX 320
-#define SECRET_MAX     1024
+#define PROVIDER_MAX   AA_PROVIDER_MAX
+#define ACCOUNT_ID_MAX AA_ACCOUNT_ID_MAX
+#define AA_SECRET_MAX     1024
 #define TRIES          3
 
 static const char RATE_KIND[] = "failed_signin";
 
 /* ---- arguments ----------------------------------------------------------- */
 
-typedef struct {
-  const char *provider;
-  int provider_len;
-  const char *account_id;
-  int account_id_len;
-  const char *secret; /* NULL when none was given */
-  int secret_len;
-  char subject[PROVIDER_MAX + 1 + ACCOUNT_ID_MAX + 1]; /* the bucket's key */
-} account_args;
 
 static int provider_ok(const char *p, int n) {
   if (n < 1 || n > PROVIDER_MAX) return 0;
@@ -84,8 +77,8 @@ static int provider_ok(const char *p, int n) {
 
 /* Values are never echoed in errors: an account id is personal data and a
 ** secret is a secret. */
-static int read_args(aa_conn *c, sqlite3_value *provider, sqlite3_value *account_id,
-                     sqlite3_value *secret, account_args *a) {
+int aa_acct_read_args(aa_conn *c, sqlite3_value *provider, sqlite3_value *account_id,
+                     sqlite3_value *secret, aa_account_args *a) {
   memset(a, 0, sizeof(*a));
   if (sqlite3_value_type(provider) == SQLITE_TEXT) {
     a->provider = (const char *)sqlite3_value_text(provider);
@@ -110,10 +103,10 @@ static int read_args(aa_conn *c, sqlite3_value *provider, sqlite3_value *account
       a->secret = (const char *)sqlite3_value_text(secret);
       a->secret_len = sqlite3_value_bytes(secret);
     }
-    if (a->secret == NULL || a->secret_len < 1 || a->secret_len > SECRET_MAX) {
+    if (a->secret == NULL || a->secret_len < 1 || a->secret_len > AA_SECRET_MAX) {
       a->secret = NULL;
       return aa_err(c, SQLITE_ERROR, AA_E_INVALID_ARGUMENT,
-                    "secret must be text of 1 to %d bytes, or NULL for none", SECRET_MAX);
+                    "secret must be text of 1 to %d bytes, or NULL for none", AA_SECRET_MAX);
     }
   }
   /* Providers never contain ':', so provider:account_id is unambiguous. */
@@ -124,20 +117,42 @@ static int read_args(aa_conn *c, sqlite3_value *provider, sqlite3_value *account
   return SQLITE_OK;
 }
 
+/*
+** The password policy, for every call that stores a secret (sign-up,
+** linking, changing and resetting it): password.min_length code points and
+** password.max_bytes bytes. Checked after the configuration was read and
+** before anything is spent or hashed; the detail names the rule, never the
+** secret. Checking a secret (sign-in) applies no policy: a secret stored
+** under an older policy still opens its account.
+*/
+int aa_acct_secret_policy(aa_conn *c, const char *secret, int n) {
+  int64_t min_len = aa_config_int(c, AA_CFG_PASSWORD_MIN_LENGTH);
+  int64_t max_bytes = aa_config_int(c, AA_CFG_PASSWORD_MAX_BYTES);
+  int64_t code_points = 0;
+  if (!aa_utf8_valid((const unsigned char *)secret, n))
+    return aa_err(c, SQLITE_ERROR, AA_E_WEAK_SECRET,
+                  "a new secret must be valid UTF-8 without NUL characters");
+  for (int i = 0; i < n; i++)
+    if (((unsigned char)secret[i] & 0xC0) != 0x80) code_points++;
+  if (code_points < min_len)
+    return aa_err(c, SQLITE_ERROR, AA_E_WEAK_SECRET,
+                  "a new secret must be at least %lld characters long (password.min_length)",
+                  (long long)min_len);
+  if (n > max_bytes)
+    return aa_err(c, SQLITE_ERROR, AA_E_WEAK_SECRET,
+                  "a new secret must be at most %lld bytes long (password.max_bytes)",
+                  (long long)max_bytes);
+  return SQLITE_OK;
+}
+
 /* ---- the account row ------------------------------------------------------ */
 
-typedef struct {
-  int exists;
-  int64_t id;
-  int64_t user_id;
-  char *hash; /* sqlite3_malloc'd; NULL for an account without a secret */
-} account_row;
 
 static const char SQL_ACCOUNT[] =
     "SELECT id, user_id, secret_hash FROM main.anonauth_accounts "
     "WHERE provider = ?1 AND account_id = ?2";
 
-static void row_free(account_row *r) {
+void aa_acct_row_free(aa_account_row *r) {
   if (r->hash) {
     sodium_memzero(r->hash, strlen(r->hash));
     sqlite3_free(r->hash);
@@ -145,7 +160,7 @@ static void row_free(account_row *r) {
   memset(r, 0, sizeof(*r));
 }
 
-static int row_read(aa_conn *c, const account_args *a, account_row *r) {
+int aa_acct_row_read(aa_conn *c, const aa_account_args *a, aa_account_row *r) {
   sqlite3_stmt *st;
   int rc;
   memset(r, 0, sizeof(*r));
@@ -173,7 +188,7 @@ static int row_read(aa_conn *c, const account_args *a, account_row *r) {
   return rc;
 }
 
-static int row_same(const account_row *x, const account_row *y) {
+int aa_acct_row_same(const aa_account_row *x, const aa_account_row *y) {
   if (x->exists != y->exists) return 0;
   if (!x->exists) return 1;
   if (x->id != y->id || x->user_id != y->user_id) return 0;
@@ -183,7 +198,7 @@ static int row_same(const account_row *x, const account_row *y) {
 
 /* Outside any lock: the account row. A database without anonauth's tables
 ** has no accounts. */
-static int read_before(aa_conn *c, const account_args *a, account_row *r) {
+int aa_acct_read_before(aa_conn *c, const aa_account_args *a, aa_account_row *r) {
   int rc;
   memset(r, 0, sizeof(*r));
   rc = aa_config_refresh(c);
@@ -193,16 +208,10 @@ static int read_before(aa_conn *c, const account_args *a, account_row *r) {
     aa_err_clear(c);
     return SQLITE_OK;
   }
-  if (rc == SQLITE_OK) rc = row_read(c, a, r);
+  if (rc == SQLITE_OK) rc = aa_acct_row_read(c, a, r);
   return rc;
 }
 
-/* What checking a credential found. */
-enum {
-  CRED_NO = 0,        /* it does not open the account */
-  CRED_MATCH = 1,     /* it does */
-  CRED_HASH_REFUSED = 2 /* the stored hash costs more than the caps: not run */
-};
 
 /*
 ** Whether the presented credential opens the account, as sign-in decides
@@ -211,24 +220,24 @@ enum {
 ** handed a secret runs one Argon2 verification at most at the configured
 ** cost (password.c).
 */
-static int credential_matches(aa_conn *c, const account_row *r, const account_args *a) {
+int aa_acct_credential_matches(aa_conn *c, const aa_account_row *r, const aa_account_args *a) {
   if (a->secret != NULL) {
     if (r->exists && r->hash != NULL) {
       int refused = 0;
-      if (aa_password_verify(c, r->hash, a->secret, a->secret_len, &refused)) return CRED_MATCH;
-      return refused ? CRED_HASH_REFUSED : CRED_NO;
+      if (aa_password_verify(c, r->hash, a->secret, a->secret_len, &refused)) return AA_CRED_MATCH;
+      return refused ? AA_CRED_HASH_REFUSED : AA_CRED_NO;
     }
     aa_password_verify_dummy(c, a->secret, a->secret_len);
-    return CRED_NO;
+    return AA_CRED_NO;
   }
-  return r->exists && r->hash == NULL ? CRED_MATCH : CRED_NO;
+  return r->exists && r->hash == NULL ? AA_CRED_MATCH : AA_CRED_NO;
 }
 
-static const char *failure_reason(const account_row *r, const account_args *a, int found) {
+static const char *failure_reason(const aa_account_row *r, const aa_account_args *a, int found) {
   if (!r->exists) return "unknown_account";
   if (r->hash == NULL) return "account_takes_no_secret";
   if (a->secret == NULL) return "secret_required";
-  if (found == CRED_HASH_REFUSED) return "hash_refused";
+  if (found == AA_CRED_HASH_REFUSED) return "hash_refused";
   return "wrong_secret";
 }
 
@@ -256,7 +265,7 @@ static const char SQL_SESSION_CLIENT[] =
 /* Turns a text into a protected sqlite3_value, for aa_session_lookup(). */
 static const char SQL_AS_VALUE[] = "SELECT ?1";
 
-static int insert_account(aa_conn *c, int64_t user_id, const account_args *a,
+int aa_acct_insert_account(aa_conn *c, int64_t user_id, const aa_account_args *a,
                           const char *hash) {
   sqlite3_stmt *st;
   int rc = aa_stmt_get(c, SQL_INSERT_ACCOUNT, &st);
@@ -269,7 +278,7 @@ static int insert_account(aa_conn *c, int64_t user_id, const account_args *a,
   return aa_stmt_exec(c, st);
 }
 
-static int convert_user(aa_conn *c, int64_t user_id, int *converted) {
+int aa_acct_convert_user(aa_conn *c, int64_t user_id, int *converted) {
   sqlite3_stmt *st;
   int rc = aa_stmt_get(c, SQL_CONVERT, &st);
   if (rc != SQLITE_OK) return rc;
@@ -291,7 +300,7 @@ static int store_rehash(aa_conn *c, int64_t account_row_id, const char *old_hash
 }
 
 /* A success ends the account's run of failures (as Convex Auth does). */
-static int bucket_reset(aa_conn *c, const account_args *a) {
+int aa_acct_bucket_reset(aa_conn *c, const aa_account_args *a) {
   sqlite3_stmt *st;
   int rc = aa_stmt_get(c, SQL_BUCKET_RESET, &st);
   if (rc != SQLITE_OK) return rc;
@@ -301,7 +310,7 @@ static int bucket_reset(aa_conn *c, const account_args *a) {
 }
 
 /* The client fields of a session, carried over to the one that replaces it. */
-static int session_client(aa_conn *c, int64_t session_id, aa_opts *o) {
+int aa_acct_session_client(aa_conn *c, int64_t session_id, aa_opts *o) {
   sqlite3_stmt *st;
   int rc = aa_stmt_get(c, SQL_SESSION_CLIENT, &st);
   memset(o, 0, sizeof(*o));
@@ -330,7 +339,7 @@ static int session_client(aa_conn *c, int64_t session_id, aa_opts *o) {
 }
 
 /* aa_session_lookup() takes a SQL value; opts.anon_token arrives as text. */
-static int lookup_token_text(aa_conn *c, const char *token, aa_session *s, int *found) {
+int aa_acct_lookup_token_text(aa_conn *c, const char *token, aa_session *s, int *found) {
   sqlite3_stmt *st;
   sqlite3_value *v = NULL;
   int rc = aa_stmt_get(c, SQL_AS_VALUE, &st);
@@ -352,8 +361,8 @@ static int lookup_token_text(aa_conn *c, const char *token, aa_session *s, int *
 ** for an account that does not exist: a failed sign-in with an unknown id
 ** is often a password typed into the wrong field.
 */
-static int audit_account(aa_conn *c, const char *event, int64_t user_id, int64_t session_id,
-                         const char *ip, const account_args *a, int with_account_id,
+int aa_acct_audit_account(aa_conn *c, const char *event, int64_t user_id, int64_t session_id,
+                         const char *ip, const aa_account_args *a, int with_account_id,
                          const char *extra) {
   sqlite3_str *s = sqlite3_str_new(c->db);
   char *detail;
@@ -378,34 +387,34 @@ static int audit_account(aa_conn *c, const char *event, int64_t user_id, int64_t
 
 /* ---- failures that still commit ----------------------------------------- */
 
-static int fail_rate_limited(aa_conn *c, const account_args *a, const account_row *r,
+static int fail_rate_limited(aa_conn *c, const aa_account_args *a, const aa_account_row *r,
                              const char *ip, const char *via) {
   char extra[64];
   int rc;
   sqlite3_snprintf((int)sizeof(extra), extra, "\"via\":\"%s\"", via);
-  rc = audit_account(c, "rate_limited", r->exists ? r->user_id : AA_NO_ID, AA_NO_ID, ip, a,
+  rc = aa_acct_audit_account(c, "rate_limited", r->exists ? r->user_id : AA_NO_ID, AA_NO_ID, ip, a,
                      r->exists, extra);
   if (rc != SQLITE_OK) return rc;
   return aa_err_after_commit(c, AA_E_RATE_LIMITED,
                              "too many failed sign-ins for this account; try again later");
 }
 
-static int fail_credentials(aa_conn *c, const account_args *a, const account_row *r,
+static int fail_credentials(aa_conn *c, const aa_account_args *a, const aa_account_row *r,
                             int found, const char *ip, const char *via) {
   char extra[96];
   int64_t user_id = r->exists ? r->user_id : AA_NO_ID;
   int rc;
-  /* The token this check cost was taken before it ran (take_before_check). */
+  /* The token this check cost was taken before it ran (aa_acct_take_before_check). */
   sqlite3_snprintf((int)sizeof(extra), extra, "\"reason\":\"%s\",\"via\":\"%s\"",
                    failure_reason(r, a, found), via);
-  rc = audit_account(c, "signin_failed", user_id, AA_NO_ID, ip, a, r->exists, extra);
+  rc = aa_acct_audit_account(c, "signin_failed", user_id, AA_NO_ID, ip, a, r->exists, extra);
   if (rc != SQLITE_OK) return rc;
-  if (found == CRED_HASH_REFUSED) {
+  if (found == AA_CRED_HASH_REFUSED) {
     /* Its own event, for alerting: anonauth never writes such a hash, so
     ** the database was written by someone else. The string is not quoted. */
     sqlite3_snprintf((int)sizeof(extra), extra,
                      "\"reason\":\"cost above the password maxima\",\"via\":\"%s\"", via);
-    rc = audit_account(c, "hash_refused", user_id, AA_NO_ID, ip, a, 1, extra);
+    rc = aa_acct_audit_account(c, "hash_refused", user_id, AA_NO_ID, ip, a, 1, extra);
     if (rc != SQLITE_OK) return rc;
   }
   return aa_err_after_commit(c, AA_E_INVALID_CREDENTIALS,
@@ -414,19 +423,19 @@ static int fail_credentials(aa_conn *c, const account_args *a, const account_row
 
 /* Settles a checked credential under the write lock. *proceed is 1 when
 ** the caller may go on to succeed. */
-static int settle_credential(aa_conn *c, const account_args *a, const account_row *r,
+int aa_acct_settle_credential(aa_conn *c, const aa_account_args *a, const aa_account_row *r,
                             int found, const char *ip, const char *via, int *proceed) {
   *proceed = 0;
-  if (found != CRED_MATCH) return fail_credentials(c, a, r, found, ip, via);
+  if (found != AA_CRED_MATCH) return fail_credentials(c, a, r, found, ip, via);
   *proceed = 1;
-  return bucket_reset(c, a);
+  return aa_acct_bucket_reset(c, a);
 }
 
 /* ---- the token a check costs, taken before it runs ---------------------- */
 
 typedef struct {
-  const account_args *a;
-  const account_row *r;
+  const aa_account_args *a;
+  const aa_account_row *r;
   const aa_opts *opts;   /* the client, for account_signin */
   int64_t session_id;    /* or the session's client, for link_account */
   const char *via;
@@ -444,7 +453,7 @@ static int take_body(aa_conn *c, void *arg) {
   if (t->opts) {
     ip = t->opts->has_ip ? t->opts->ip : NULL;
   } else {
-    rc = session_client(c, t->session_id, &client);
+    rc = aa_acct_session_client(c, t->session_id, &client);
     if (rc != SQLITE_OK) return rc;
     ip = client.has_ip ? client.ip : NULL;
   }
@@ -459,7 +468,7 @@ static int take_body(aa_conn *c, void *arg) {
 ** recorded for after the commit, and *refused is set: nothing is checked.
 ** Without a secret there is nothing to guess, and no token is taken.
 */
-static int take_before_check(aa_conn *c, const account_args *a, const account_row *r,
+int aa_acct_take_before_check(aa_conn *c, const aa_account_args *a, const aa_account_row *r,
                              const aa_opts *opts, int64_t session_id, const char *via,
                              int *refused) {
   take_call t;
@@ -476,7 +485,67 @@ static int take_before_check(aa_conn *c, const account_args *a, const account_ro
   return rc;
 }
 
-static int changed_meanwhile(aa_conn *c, int *changed) {
+/* ---- answers that tell an account exists -------------------------------- */
+
+/*
+** account_signup and link_account must be able to say "this account is
+** taken", and so tell whoever asks that it exists. Such an answer is not
+** free: it takes a token from the account's failed sign-in bucket (so one
+** caller cannot probe the same account without end, and an empty bucket
+** answers rate_limited instead, which says nothing new) and is audited
+** (`account_exists`), both committed with the error reported after them.
+*/
+typedef struct {
+  const aa_account_args *a;
+  const aa_account_row *r;
+  const aa_opts *opts;      /* account_signup's client */
+  const aa_session *sess;   /* or link_account's session */
+  const char *via;
+} conflict_call;
+
+static int conflict_body(aa_conn *c, void *arg) {
+  conflict_call *k = arg;
+  aa_opts client;
+  const char *ip = NULL;
+  int64_t session_id = k->sess ? k->sess->session_id : AA_NO_ID;
+  char extra[64];
+  int allowed = 1, rc = aa_config_sync(c);
+  if (rc != SQLITE_OK) return rc;
+  if (k->sess) {
+    rc = aa_acct_session_client(c, session_id, &client);
+    if (rc != SQLITE_OK) return rc;
+    ip = client.has_ip ? client.ip : NULL;
+  } else if (k->opts && k->opts->has_ip) {
+    ip = k->opts->ip;
+  }
+  rc = aa_ratelimit_take(c, RATE_KIND, k->a->subject,
+                         aa_config_int(c, AA_CFG_RATELIMIT_FAILED_SIGNIN_PER_HOUR), &allowed);
+  if (rc != SQLITE_OK) return rc;
+  if (!allowed) return fail_rate_limited(c, k->a, k->r, ip, k->via);
+  sqlite3_snprintf((int)sizeof(extra), extra, "\"via\":\"%s\"", k->via);
+  rc = aa_acct_audit_account(c, "account_exists", k->r->user_id, session_id, ip, k->a, 1, extra);
+  if (rc != SQLITE_OK) return rc;
+  if (k->sess == NULL)
+    return aa_err_after_commit(c, AA_E_ACCOUNT_EXISTS, "this account already belongs to a user");
+  if (aa_config_int(c, AA_CFG_LINK_ON_CONFLICT) == 1 /* 'merge' */ && !k->sess->is_anonymous)
+    return aa_err_after_commit(c, AA_E_ACCOUNT_EXISTS,
+                               "this account belongs to another user (link.on_conflict = "
+                               "'merge' merges only anonymous users)");
+  return aa_err_after_commit(c, AA_E_ACCOUNT_EXISTS, "this account belongs to another user");
+}
+
+static int answer_exists(aa_conn *c, const aa_account_args *a, const aa_account_row *r,
+                         const aa_opts *opts, const aa_session *sess, const char *via) {
+  conflict_call k;
+  k.a = a;
+  k.r = r;
+  k.opts = opts;
+  k.sess = sess;
+  k.via = via;
+  return aa_atomic(c, conflict_body, &k);
+}
+
+int aa_acct_changed_meanwhile(aa_conn *c, int *changed) {
   *changed = 1;
   return aa_err(c, SQLITE_ERROR, AA_E_STORAGE,
                 "the account kept changing while this call ran; try again");
@@ -484,7 +553,7 @@ static int changed_meanwhile(aa_conn *c, int *changed) {
 
 /* A body that found the account changed since the unlocked read wrote
 ** nothing: the caller reads again and retries, a few times. */
-static int start_over(aa_conn *c, int rc, int changed, int attempt, aa_token *t) {
+int aa_acct_start_over(aa_conn *c, int rc, int changed, int attempt, aa_token *t) {
   if (rc == SQLITE_OK || !changed || attempt >= TRIES) return 0;
   aa_token_wipe(t);
   aa_err_clear(c);
@@ -492,7 +561,7 @@ static int start_over(aa_conn *c, int rc, int changed, int attempt, aa_token *t)
 }
 
 /* The SQL result of a call whose body returned rc. */
-static void finish(sqlite3_context *ctx, aa_conn *c, int rc, aa_token *t) {
+void aa_acct_finish(sqlite3_context *ctx, aa_conn *c, int rc, aa_token *t) {
   if (rc == SQLITE_OK) rc = aa_err_deferred(c);
   if (rc != SQLITE_OK)
     aa_result_error(ctx, c, rc);
@@ -504,7 +573,7 @@ static void finish(sqlite3_context *ctx, aa_conn *c, int rc, aa_token *t) {
 /* ---- account_signup(provider, account_id [, secret [, opts]]) ------------ */
 
 typedef struct {
-  const account_args *a;
+  const aa_account_args *a;
   const aa_opts *opts;
   const char *hash;
   aa_token token;
@@ -536,30 +605,30 @@ static int signup_take_body(aa_conn *c, void *arg) {
 
 static int signup_body(aa_conn *c, void *arg) {
   signup_call *s = arg;
-  account_row r;
+  aa_account_row r;
   int64_t user_id, session_id;
   int exists;
   int rc = aa_config_sync(c);
   if (rc != SQLITE_OK) return rc;
-  rc = row_read(c, s->a, &r);
+  rc = aa_acct_row_read(c, s->a, &r);
   if (rc != SQLITE_OK) return rc;
   exists = r.exists;
-  row_free(&r);
+  aa_acct_row_free(&r);
   if (exists) return account_exists(c); /* signed up since we looked */
   rc = aa_user_create(c, 0, s->opts->profile, &user_id);
-  if (rc == SQLITE_OK) rc = insert_account(c, user_id, s->a, s->hash);
+  if (rc == SQLITE_OK) rc = aa_acct_insert_account(c, user_id, s->a, s->hash);
   if (rc == SQLITE_OK) rc = aa_session_create(c, user_id, s->opts, &s->token, &session_id);
   if (rc == SQLITE_OK)
-    rc = audit_account(c, "signup", user_id, session_id, s->opts->has_ip ? s->opts->ip : NULL,
+    rc = aa_acct_audit_account(c, "signup", user_id, session_id, s->opts->has_ip ? s->opts->ip : NULL,
                        s->a, 1, NULL);
   return rc;
 }
 
 void aa_fn_account_signup(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   aa_conn *c = sqlite3_user_data(ctx);
-  account_args a;
+  aa_account_args a;
   aa_opts opts;
-  account_row r;
+  aa_account_row r;
   signup_call call;
   char hash[AA_PASSWORD_HASH_MAX];
   int rc;
@@ -569,7 +638,7 @@ void aa_fn_account_signup(sqlite3_context *ctx, int argc, sqlite3_value **argv) 
   memset(&opts, 0, sizeof(opts));
   memset(&r, 0, sizeof(r));
   hash[0] = 0;
-  rc = read_args(c, argv[0], argv[1], argc > 2 ? argv[2] : NULL, &a);
+  rc = aa_acct_read_args(c, argv[0], argv[1], argc > 2 ? argv[2] : NULL, &a);
   if (rc == SQLITE_OK)
     rc = aa_opts_parse(c, argc > 3 ? argv[3] : NULL,
                        AA_OPT_IP | AA_OPT_USER_AGENT | AA_OPT_PROFILE | AA_OPT_CAPTCHA, &opts);
@@ -579,11 +648,13 @@ void aa_fn_account_signup(sqlite3_context *ctx, int argc, sqlite3_value **argv) 
   }
   /* Before anything that tells whether the account exists. */
   rc = aa_captcha_gate(c, &opts, "account_signup");
-  if (rc == SQLITE_OK) rc = read_before(c, &a, &r);
+  if (rc == SQLITE_OK) rc = aa_acct_read_before(c, &a, &r);
+  if (rc == SQLITE_OK && a.secret) rc = aa_acct_secret_policy(c, a.secret, a.secret_len);
   if (rc == SQLITE_OK && opts.has_ip && aa_config_int(c, AA_CFG_RATELIMIT_SIGNUP_PER_HOUR) > 0)
     rc = aa_atomic(c, signup_take_body, &opts);
-  if (rc == SQLITE_OK && aa_err_recorded(c, NULL) == SQLITE_OK && r.exists) rc = account_exists(c);
-  row_free(&r);
+  if (rc == SQLITE_OK && aa_err_recorded(c, NULL) == SQLITE_OK && r.exists)
+    rc = answer_exists(c, &a, &r, &opts, NULL, "account_signup");
+  aa_acct_row_free(&r);
   if (rc == SQLITE_OK && aa_err_recorded(c, NULL) == SQLITE_OK && a.secret)
     rc = aa_password_hash(c, a.secret, a.secret_len, hash);
   if (rc == SQLITE_OK && aa_err_recorded(c, NULL) == SQLITE_OK) {
@@ -594,15 +665,15 @@ void aa_fn_account_signup(sqlite3_context *ctx, int argc, sqlite3_value **argv) 
   }
   aa_password_wipe(hash);
   aa_opts_free(&opts);
-  finish(ctx, c, rc, &call.token);
+  aa_acct_finish(ctx, c, rc, &call.token);
 }
 
 /* ---- account_signin(provider, account_id [, secret [, opts]]) ------------ */
 
 typedef struct {
-  const account_args *a;
+  const aa_account_args *a;
   const aa_opts *opts;
-  account_row seen; /* the row the credential was checked against */
+  aa_account_row seen; /* the row the credential was checked against */
   int matches;
   int changed;
   int64_t merged_from; /* set when the body folded an anonymous user in */
@@ -611,51 +682,60 @@ typedef struct {
 } signin_call;
 
 /* opts.anon_token: a live anonymous session whose user is folded in. */
-static int anon_to_merge(aa_conn *c, const aa_opts *o, int64_t into, int64_t *from) {
+int aa_acct_anon_to_merge(aa_conn *c, const aa_opts *o, int64_t into, int64_t *from) {
   aa_session s;
   int found, rc;
   *from = AA_NO_ID;
   if (!o->has_anon_token || o->anon_token_malformed) return SQLITE_OK;
-  rc = lookup_token_text(c, o->anon_token, &s, &found);
+  rc = aa_acct_lookup_token_text(c, o->anon_token, &s, &found);
   if (rc != SQLITE_OK) return rc;
   if (found && s.is_anonymous && s.user_id != into) *from = s.user_id;
   return SQLITE_OK;
 }
 
+/* An anon_token naming a live anonymous user means a merge: refused while
+** the app has not said what becomes of that user's rows (merge.c). */
+static int refuse_unprovided_merge(aa_conn *c, const aa_opts *o) {
+  int64_t from;
+  int rc = aa_acct_anon_to_merge(c, o, AA_NO_ID, &from);
+  if (rc == SQLITE_OK && from != AA_NO_ID) rc = aa_merge_allowed(c);
+  return rc;
+}
+
 static int signin_body(aa_conn *c, void *arg) {
   signin_call *s = arg;
   const char *ip = s->opts->has_ip ? s->opts->ip : NULL;
-  account_row now;
+  aa_account_row now;
   int64_t user_id, session_id = 0, from = AA_NO_ID;
   int proceed, same, rc = aa_config_sync(c);
   if (rc != SQLITE_OK) return rc;
-  rc = row_read(c, s->a, &now);
+  rc = aa_acct_row_read(c, s->a, &now);
   if (rc != SQLITE_OK) return rc;
-  same = row_same(&now, &s->seen);
-  row_free(&now);
-  if (!same) return changed_meanwhile(c, &s->changed);
+  same = aa_acct_row_same(&now, &s->seen);
+  aa_acct_row_free(&now);
+  if (!same) return aa_acct_changed_meanwhile(c, &s->changed);
 
-  rc = settle_credential(c, s->a, &s->seen, s->matches, ip, "account_signin", &proceed);
+  rc = aa_acct_settle_credential(c, s->a, &s->seen, s->matches, ip, "account_signin", &proceed);
   if (rc != SQLITE_OK || !proceed) return rc;
 
   user_id = s->seen.user_id;
-  rc = anon_to_merge(c, s->opts, user_id, &from);
+  rc = aa_acct_anon_to_merge(c, s->opts, user_id, &from);
   if (rc == SQLITE_OK && from != AA_NO_ID) rc = aa_merge_users(c, from, user_id);
   s->merged_from = from;
   s->user_id = user_id;
   if (rc == SQLITE_OK) rc = aa_session_create(c, user_id, s->opts, &s->token, &session_id);
-  if (rc == SQLITE_OK) rc = audit_account(c, "signin", user_id, session_id, ip, s->a, 1, NULL);
+  if (rc == SQLITE_OK) rc = aa_acct_audit_account(c, "signin", user_id, session_id, ip, s->a, 1, NULL);
   if (rc == SQLITE_OK && from != AA_NO_ID) {
     char extra[80];
     sqlite3_snprintf((int)sizeof(extra), extra,
                      "\"from_user\":%lld,\"via\":\"account_signin\"", (long long)from);
-    rc = audit_account(c, "merge", user_id, session_id, ip, s->a, 1, extra);
+    rc = aa_acct_audit_account(c, "merge", user_id, session_id, ip, s->a, 1, extra);
   }
   return rc;
 }
 
 typedef struct {
-  const account_row *seen;
+  const aa_account_row *seen;
   const char *fresh;
 } rehash_call;
 
@@ -670,7 +750,7 @@ static int rehash_body(aa_conn *c, void *arg) {
 ** today's cost. Best effort: a failure here (out of memory, a busy
 ** database) leaves the old hash and the sign-in stands.
 */
-static void rehash_after_signin(aa_conn *c, const account_row *seen, const account_args *a) {
+static void rehash_after_signin(aa_conn *c, const aa_account_row *seen, const aa_account_args *a) {
   char fresh[AA_PASSWORD_HASH_MAX];
   rehash_call r;
   if (a->secret == NULL || seen->hash == NULL || !aa_password_needs_rehash(c, seen->hash))
@@ -686,19 +766,28 @@ static void rehash_after_signin(aa_conn *c, const account_row *seen, const accou
 
 void aa_fn_account_signin(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   aa_conn *c = sqlite3_user_data(ctx);
-  account_args a;
+  aa_account_args a;
   aa_opts opts;
   signin_call call;
   int rc;
 
   aa_err_clear(c);
   memset(&call, 0, sizeof(call));
-  rc = read_args(c, argv[0], argv[1], argc > 2 ? argv[2] : NULL, &a);
+  memset(&opts, 0, sizeof(opts));
+  rc = aa_acct_read_args(c, argv[0], argv[1], argc > 2 ? argv[2] : NULL, &a);
   if (rc == SQLITE_OK)
     rc = aa_opts_parse(c, argc > 3 ? argv[3] : NULL,
-                       AA_OPT_IP | AA_OPT_USER_AGENT | AA_OPT_ANON_TOKEN, &opts);
+                       AA_OPT_IP | AA_OPT_USER_AGENT | AA_OPT_ANON_TOKEN | AA_OPT_CODE, &opts);
+  if (rc == SQLITE_OK && opts.has_code && a.secret != NULL)
+    rc = aa_err(c, SQLITE_ERROR, AA_E_INVALID_ARGUMENT,
+                "a secret and opts.code together: give one credential");
   if (rc != SQLITE_OK) {
     aa_result_error(ctx, c, rc);
+    return;
+  }
+  if (opts.has_code) {
+    aa_acct_code_signin(ctx, c, &a, &opts);
+    aa_opts_free(&opts);
     return;
   }
   /* Refused writes fail before any Argon2 work; first in a deferred
@@ -706,17 +795,20 @@ void aa_fn_account_signin(sqlite3_context *ctx, int argc, sqlite3_value **argv) 
   rc = aa_atomic_begin(c);
   for (int attempt = 1; rc == SQLITE_OK; attempt++) {
     int refused = 0;
-    row_free(&call.seen);
+    aa_acct_row_free(&call.seen);
     memset(&call, 0, sizeof(call));
     call.a = &a;
     call.opts = &opts;
-    rc = read_before(c, &a, &call.seen);
+    rc = aa_acct_read_before(c, &a, &call.seen);
+    /* Fail closed before any bucket or Argon2 work, whether or not the
+    ** account exists: a merge the app has not provided for is refused. */
+    if (rc == SQLITE_OK) rc = refuse_unprovided_merge(c, &opts);
     if (rc == SQLITE_OK)
-      rc = take_before_check(c, &a, &call.seen, &opts, AA_NO_ID, "account_signin", &refused);
+      rc = aa_acct_take_before_check(c, &a, &call.seen, &opts, AA_NO_ID, "account_signin", &refused);
     if (rc != SQLITE_OK || refused) break;
-    call.matches = credential_matches(c, &call.seen, &a);
+    call.matches = aa_acct_credential_matches(c, &call.seen, &a);
     rc = aa_atomic(c, signin_body, &call);
-    if (!start_over(c, rc, call.changed, attempt, &call.token)) break;
+    if (!aa_acct_start_over(c, rc, call.changed, attempt, &call.token)) break;
     rc = SQLITE_OK;
   }
   if (rc == SQLITE_OK && aa_err_recorded(c, NULL) == SQLITE_OK) {
@@ -725,9 +817,9 @@ void aa_fn_account_signin(sqlite3_context *ctx, int argc, sqlite3_value **argv) 
     if (call.merged_from > 0) aa_authctx_user_merged(c, call.merged_from, call.user_id, 0);
     rehash_after_signin(c, &call.seen, &a);
   }
-  row_free(&call.seen);
+  aa_acct_row_free(&call.seen);
   aa_opts_free(&opts);
-  finish(ctx, c, rc, &call.token);
+  aa_acct_finish(ctx, c, rc, &call.token);
 }
 
 /* ---- link_account(token, provider, account_id [, secret]) ---------------- */
@@ -744,7 +836,7 @@ static int on_conflict_merges(aa_conn *c) {
   return aa_config_int(c, AA_CFG_LINK_ON_CONFLICT) == 1; /* 'merge' */
 }
 
-static link_plan plan_for(aa_conn *c, const aa_session *s, const account_row *r) {
+static link_plan plan_for(aa_conn *c, const aa_session *s, const aa_account_row *r) {
   if (!r->exists) return PLAN_ATTACH;
   if (r->user_id == s->user_id) return PLAN_RELINK;
   if (on_conflict_merges(c) && s->is_anonymous) return PLAN_MERGE;
@@ -760,15 +852,15 @@ static int link_conflict(aa_conn *c, const aa_session *s) {
                 "this account belongs to another user");
 }
 
-static int invalid_session(aa_conn *c) {
+int aa_acct_invalid_session(aa_conn *c) {
   return aa_err(c, SQLITE_ERROR, AA_E_INVALID_SESSION, "the session is not valid");
 }
 
 typedef struct {
   sqlite3_value *token_in;
-  const account_args *a;
+  const aa_account_args *a;
   aa_session sess; /* as seen before the body */
-  account_row seen;
+  aa_account_row seen;
   link_plan plan;
   int matches;
   char hash[AA_PASSWORD_HASH_MAX]; /* PLAN_ATTACH with a secret */
@@ -794,20 +886,20 @@ static int convert_rotate_audit(aa_conn *c, link_call *l, const aa_session *s,
   int64_t session_id = 0;
   int converted = 0;
   char extra[64];
-  int rc = convert_user(c, s->user_id, &converted);
+  int rc = aa_acct_convert_user(c, s->user_id, &converted);
   if (rc == SQLITE_OK) rc = rotate(c, s, client, s->user_id, &l->token, &session_id);
   if (rc != SQLITE_OK) return rc;
   l->new_session = session_id;
   l->new_user = s->user_id;
   sqlite3_snprintf((int)sizeof(extra), extra, "\"converted\":%s%s",
                    converted ? "true" : "false", again ? ",\"again\":true" : "");
-  return audit_account(c, "link", s->user_id, session_id, ip, l->a, 1, extra);
+  return aa_acct_audit_account(c, "link", s->user_id, session_id, ip, l->a, 1, extra);
 }
 
 static int link_body(aa_conn *c, void *arg) {
   link_call *l = arg;
   aa_session s;
-  account_row now;
+  aa_account_row now;
   aa_opts client;
   int64_t session_id = 0, to_user;
   int found, same, proceed;
@@ -817,16 +909,16 @@ static int link_body(aa_conn *c, void *arg) {
   if (rc != SQLITE_OK) return rc;
   rc = aa_session_lookup(c, l->token_in, 0, &s, &found);
   if (rc != SQLITE_OK) return rc;
-  if (!found) return invalid_session(c);
-  rc = row_read(c, l->a, &now);
+  if (!found) return aa_acct_invalid_session(c);
+  rc = aa_acct_row_read(c, l->a, &now);
   if (rc != SQLITE_OK) return rc;
-  same = row_same(&now, &l->seen);
-  row_free(&now);
+  same = aa_acct_row_same(&now, &l->seen);
+  aa_acct_row_free(&now);
   if (!same || s.session_id != l->sess.session_id || s.is_anonymous != l->sess.is_anonymous ||
       plan_for(c, &s, &l->seen) != l->plan)
-    return changed_meanwhile(c, &l->changed);
+    return aa_acct_changed_meanwhile(c, &l->changed);
 
-  rc = session_client(c, s.session_id, &client);
+  rc = aa_acct_session_client(c, s.session_id, &client);
   if (rc != SQLITE_OK) return rc;
   ip = client.has_ip ? client.ip : NULL;
 
@@ -835,18 +927,18 @@ static int link_body(aa_conn *c, void *arg) {
       return link_conflict(c, &s);
 
     case PLAN_ATTACH:
-      rc = insert_account(c, s.user_id, l->a, l->a->secret ? l->hash : NULL);
+      rc = aa_acct_insert_account(c, s.user_id, l->a, l->a->secret ? l->hash : NULL);
       if (rc != SQLITE_OK) return rc;
       return convert_rotate_audit(c, l, &s, &client, ip, 0);
 
     case PLAN_RELINK:
       /* Linking again takes what signing in takes: the same credential. */
-      rc = settle_credential(c, l->a, &l->seen, l->matches, ip, "link_account", &proceed);
+      rc = aa_acct_settle_credential(c, l->a, &l->seen, l->matches, ip, "link_account", &proceed);
       if (rc != SQLITE_OK || !proceed) return rc;
       return convert_rotate_audit(c, l, &s, &client, ip, 1);
 
     case PLAN_MERGE:
-      rc = settle_credential(c, l->a, &l->seen, l->matches, ip, "link_account", &proceed);
+      rc = aa_acct_settle_credential(c, l->a, &l->seen, l->matches, ip, "link_account", &proceed);
       if (rc != SQLITE_OK || !proceed) return rc;
       to_user = l->seen.user_id;
       /* Deletes the anonymous user's sessions, the presented one included. */
@@ -857,7 +949,7 @@ static int link_body(aa_conn *c, void *arg) {
       sqlite3_snprintf((int)sizeof(extra), extra, "\"from_user\":%lld,\"via\":\"link_account\"",
                        (long long)s.user_id);
       if (rc == SQLITE_OK)
-        rc = audit_account(c, "merge", to_user, session_id, ip, l->a, 1, extra);
+        rc = aa_acct_audit_account(c, "merge", to_user, session_id, ip, l->a, 1, extra);
       return rc;
   }
   return aa_err(c, SQLITE_INTERNAL, AA_E_INTERNAL, "unknown link plan");
@@ -866,20 +958,20 @@ static int link_body(aa_conn *c, void *arg) {
 void aa_fn_link_account(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   aa_conn *c = sqlite3_user_data(ctx);
   unsigned char token_hash[AA_TOKEN_HASH_BYTES];
-  account_args a;
+  aa_account_args a;
   link_call call;
   int found, rc;
 
   aa_err_clear(c);
   memset(&call, 0, sizeof(call));
-  rc = read_args(c, argv[1], argv[2], argc > 3 ? argv[3] : NULL, &a);
+  rc = aa_acct_read_args(c, argv[1], argv[2], argc > 3 ? argv[3] : NULL, &a);
   if (rc != SQLITE_OK) {
     aa_result_error(ctx, c, rc);
     return;
   }
   /* Garbage never costs a hash or takes the write lock. */
   if (aa_token_hash_value(argv[0], token_hash) != SQLITE_OK) {
-    aa_result_error(ctx, c, invalid_session(c));
+    aa_result_error(ctx, c, aa_acct_invalid_session(c));
     return;
   }
   /* Refused writes fail before any Argon2 work; first in a deferred
@@ -890,31 +982,37 @@ void aa_fn_link_account(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     memset(&call, 0, sizeof(call));
     call.token_in = argv[0];
     call.a = &a;
-    rc = read_before(c, &a, &call.seen);
+    rc = aa_acct_read_before(c, &a, &call.seen);
+    /* The policy holds for the secret whatever the plan, so that its
+    ** answer does not depend on whether the account exists. */
+    if (rc == SQLITE_OK && a.secret) rc = aa_acct_secret_policy(c, a.secret, a.secret_len);
     if (rc == SQLITE_OK) rc = aa_session_lookup(c, argv[0], 0, &call.sess, &found);
-    if (rc == SQLITE_OK && !found) rc = invalid_session(c);
+    if (rc == SQLITE_OK && !found) rc = aa_acct_invalid_session(c);
     if (rc == SQLITE_OK) {
       call.plan = plan_for(c, &call.sess, &call.seen);
       switch (call.plan) {
         case PLAN_CONFLICT:
-          rc = link_conflict(c, &call.sess); /* nothing to write */
+          rc = answer_exists(c, &a, &call.seen, NULL, &call.sess, "link_account");
+          refused = 1; /* answered: nothing more to write */
           break;
         case PLAN_ATTACH:
           if (a.secret) rc = aa_password_hash(c, a.secret, a.secret_len, call.hash);
           break;
         case PLAN_RELINK:
         case PLAN_MERGE:
+          if (call.plan == PLAN_MERGE) rc = aa_merge_allowed(c); /* fail closed, first */
           /* Proving ownership is a sign-in: the same bucket, taken first. */
-          rc = take_before_check(c, &a, &call.seen, NULL, call.sess.session_id, "link_account",
+          if (rc == SQLITE_OK)
+            rc = aa_acct_take_before_check(c, &a, &call.seen, NULL, call.sess.session_id, "link_account",
                                  &refused);
-          if (rc == SQLITE_OK && !refused) call.matches = credential_matches(c, &call.seen, &a);
+          if (rc == SQLITE_OK && !refused) call.matches = aa_acct_credential_matches(c, &call.seen, &a);
           break;
       }
     }
     if (rc == SQLITE_OK && !refused) rc = aa_atomic(c, link_body, &call);
-    row_free(&call.seen);
+    aa_acct_row_free(&call.seen);
     aa_password_wipe(call.hash);
-    if (!start_over(c, rc, call.changed, attempt, &call.token)) break;
+    if (!aa_acct_start_over(c, rc, call.changed, attempt, &call.token)) break;
     rc = SQLITE_OK;
   }
   if (rc == SQLITE_OK && aa_err_deferred(c) == SQLITE_OK) {
@@ -926,5 +1024,39 @@ void aa_fn_link_account(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     else
       aa_authctx_user_changed(c, call.sess.user_id, 0);
   }
-  finish(ctx, c, rc, &call.token);
+  aa_acct_finish(ctx, c, rc, &call.token);
+}
+
+/* ---- for codes.c ---------------------------------------------------------- */
+
+int aa_account_name_read(aa_conn *c, sqlite3_value *provider, sqlite3_value *account_id,
+                         aa_account_name *out) {
+  aa_account_args a;
+  int rc = aa_acct_read_args(c, provider, account_id, NULL, &a);
+  memset(out, 0, sizeof(*out));
+  if (rc != SQLITE_OK) return rc;
+  out->provider = a.provider;
+  out->provider_len = a.provider_len;
+  out->account_id = a.account_id;
+  out->account_id_len = a.account_id_len;
+  return SQLITE_OK;
+}
+
+int aa_account_state(aa_conn *c, const aa_account_name *n, int *exists, int *has_secret,
+                     int64_t *user_id) {
+  aa_account_args a;
+  aa_account_row r;
+  int rc;
+  memset(&a, 0, sizeof(a));
+  a.provider = n->provider;
+  a.provider_len = n->provider_len;
+  a.account_id = n->account_id;
+  a.account_id_len = n->account_id_len;
+  rc = aa_acct_row_read(c, &a, &r);
+  if (rc != SQLITE_OK) return rc;
+  *exists = r.exists;
+  *has_secret = r.hash != NULL;
+  *user_id = r.exists ? r.user_id : AA_NO_ID;
+  aa_acct_row_free(&r);
+  return SQLITE_OK;
 }

@@ -12,8 +12,8 @@
 **   core: errors, conn, stmtcache, schema, atomic, config, appsql, clock, replicated
 **   helpers: text, json, netaddr, token, opts
 **   records: audit, ratelimit, password
-**   features: anon, sessions, accounts, merge, http, siteverify, captcha, purge, profile,
-**             authctx
+**   features: anon, sessions, accounts, secrets, codes, merge, http, siteverify, captcha, purge,
+**             profile, authctx
 **   virtual tables: vtab
 **     (vtab_users.c, vtab_sessions.c and vtab_accounts.c describe their
 **     tables with the aa_vtab_def of vtab.c)
@@ -59,6 +59,7 @@ typedef enum {
   AA_E_CAPTCHA_MISCONFIGURED,
   AA_E_PURGE_FAILED,
   AA_E_TRANSACTION_REQUIRED,
+  AA_E_WEAK_SECRET,
   AA_E_COUNT
 } aa_errcode;
 
@@ -262,6 +263,13 @@ typedef enum {
   AA_CFG_PURGE_USER_SQL,
   AA_CFG_PURGE_BATCH,
   AA_CFG_AUDIT_MAX_AGE,
+  AA_CFG_PASSWORD_MIN_LENGTH,
+  AA_CFG_PASSWORD_MAX_BYTES,
+  AA_CFG_LINK_MERGE_WITHOUT_SQL,
+  AA_CFG_VERIFICATION_TTL,
+  AA_CFG_VERIFICATION_MAX_ATTEMPTS,
+  AA_CFG_RATELIMIT_VERIFICATION_PER_HOUR,
+  AA_CFG_RATELIMIT_VERIFICATION_IP_PER_HOUR,
   AA_CFG_COUNT
 } aa_config_key;
 
@@ -420,7 +428,8 @@ enum {
   AA_OPT_USER_AGENT = 1 << 1,
   AA_OPT_PROFILE = 1 << 2,
   AA_OPT_CAPTCHA = 1 << 3,
-  AA_OPT_ANON_TOKEN = 1 << 4
+  AA_OPT_ANON_TOKEN = 1 << 4,
+  AA_OPT_CODE = 1 << 5 /* a one-time code (codes.c), for account_signin */
 };
 
 typedef struct {
@@ -437,6 +446,8 @@ typedef struct {
   int has_anon_token;
   char anon_token[AA_TOKEN_TEXT_LEN + 1];
   int anon_token_malformed;
+  int has_code;
+  char code[64 + 1];
 } aa_opts;
 
 /* Parses the opts argument (NULL means none); `allowed` is a mask of AA_OPT_*. */
@@ -579,9 +590,108 @@ int aa_session_is_live(aa_conn *c, const aa_session *s, int revoked, int64_t now
 
 /* --------------------------------------------------------------- accounts.c */
 
+/* An account's name, as the account functions check it (accounts.c). */
+typedef struct {
+  const char *provider;
+  int provider_len;
+  const char *account_id;
+  int account_id_len;
+} aa_account_name;
+/* Checks provider and account_id as every account function does
+** (invalid_argument, never echoing the value). */
+int aa_account_name_read(aa_conn *c, sqlite3_value *provider, sqlite3_value *account_id,
+                         aa_account_name *out);
+/* Inside aa_atomic(): whether the account exists, and whether it has a secret. */
+int aa_account_state(aa_conn *c, const aa_account_name *n, int *exists, int *has_secret,
+                     int64_t *user_id);
 void aa_fn_link_account(sqlite3_context *ctx, int argc, sqlite3_value **argv);
 void aa_fn_account_signup(sqlite3_context *ctx, int argc, sqlite3_value **argv);
 void aa_fn_account_signin(sqlite3_context *ctx, int argc, sqlite3_value **argv);
+
+/*
+** accounts.c's pieces that secrets.c builds on (what each one does is said
+** where it is defined). Only accounts.c and secrets.c use them.
+*/
+#define AA_PROVIDER_MAX   64
+#define AA_ACCOUNT_ID_MAX 320
+#define AA_SECRET_MAX     1024
+
+typedef struct {
+  const char *provider;
+  int provider_len;
+  const char *account_id;
+  int account_id_len;
+  const char *secret; /* NULL when none was given */
+  int secret_len;
+  char subject[AA_PROVIDER_MAX + 1 + AA_ACCOUNT_ID_MAX + 1]; /* the bucket's key */
+} aa_account_args;
+
+typedef struct {
+  int exists;
+  int64_t id;
+  int64_t user_id;
+  char *hash; /* sqlite3_malloc'd; NULL for an account without a secret */
+} aa_account_row;
+
+/* What checking a credential found. */
+enum {
+  AA_CRED_NO = 0,        /* it does not open the account */
+  AA_CRED_MATCH = 1,     /* it does */
+  AA_CRED_HASH_REFUSED = 2 /* the stored hash costs more than the caps: not run */
+};
+
+int aa_acct_read_args(aa_conn *c, sqlite3_value *provider, sqlite3_value *account_id,
+                      sqlite3_value *secret, aa_account_args *a);
+int aa_acct_secret_policy(aa_conn *c, const char *secret, int n);
+void aa_acct_row_free(aa_account_row *r);
+int aa_acct_row_read(aa_conn *c, const aa_account_args *a, aa_account_row *r);
+int aa_acct_row_same(const aa_account_row *x, const aa_account_row *y);
+int aa_acct_read_before(aa_conn *c, const aa_account_args *a, aa_account_row *r);
+int aa_acct_credential_matches(aa_conn *c, const aa_account_row *r, const aa_account_args *a);
+int aa_acct_insert_account(aa_conn *c, int64_t user_id, const aa_account_args *a,
+                           const char *hash);
+int aa_acct_convert_user(aa_conn *c, int64_t user_id, int *converted);
+int aa_acct_bucket_reset(aa_conn *c, const aa_account_args *a);
+int aa_acct_session_client(aa_conn *c, int64_t session_id, aa_opts *o);
+int aa_acct_lookup_token_text(aa_conn *c, const char *token, aa_session *s, int *found);
+int aa_acct_audit_account(aa_conn *c, const char *event, int64_t user_id, int64_t session_id,
+                          const char *ip, const aa_account_args *a, int with_account_id,
+                          const char *extra);
+int aa_acct_settle_credential(aa_conn *c, const aa_account_args *a, const aa_account_row *r,
+                              int found, const char *ip, const char *via, int *proceed);
+int aa_acct_take_before_check(aa_conn *c, const aa_account_args *a, const aa_account_row *r,
+                              const aa_opts *opts, int64_t session_id, const char *via,
+                              int *refused);
+int aa_acct_changed_meanwhile(aa_conn *c, int *changed);
+int aa_acct_start_over(aa_conn *c, int rc, int changed, int attempt, aa_token *t);
+void aa_acct_finish(sqlite3_context *ctx, aa_conn *c, int rc, aa_token *t);
+int aa_acct_anon_to_merge(aa_conn *c, const aa_opts *o, int64_t into, int64_t *from);
+int aa_acct_invalid_session(aa_conn *c);
+
+/* ---------------------------------------------------------------- secrets.c */
+
+void aa_fn_account_set_secret(sqlite3_context *ctx, int argc, sqlite3_value **argv);
+void aa_fn_account_reset_secret(sqlite3_context *ctx, int argc, sqlite3_value **argv);
+/* account_signin() with opts.code, once its arguments are read. */
+void aa_acct_code_signin(sqlite3_context *ctx, aa_conn *c, const aa_account_args *a,
+                         const aa_opts *opts);
+
+/* ------------------------------------------------------------------ codes.c */
+
+/* Purposes of one-time codes. */
+#define AA_CODE_RESET  "reset"
+#define AA_CODE_SIGNIN "signin"
+
+/*
+** Inside aa_atomic(): checks `code` against the live code of (provider,
+** account_id, purpose). A match uses it up (*ok = 1); a mismatch costs one
+** of its attempts (the code dies at 0); no live code is a mismatch too.
+** The comparison is in constant time.
+*/
+int aa_code_consume(aa_conn *c, const char *provider, int provider_len, const char *account_id,
+                    int account_id_len, const char *purpose, const char *code, int code_len,
+                    int *ok);
+void aa_fn_verification_issue(sqlite3_context *ctx, int argc, sqlite3_value **argv);
 
 /* ------------------------------------------------------------------ merge.c */
 
@@ -591,6 +701,10 @@ void aa_fn_account_signin(sqlite3_context *ctx, int argc, sqlite3_value **argv);
 ** aa_atomic(); any failure is merge_failed and must roll the call back.
 */
 int aa_merge_users(aa_conn *c, int64_t from_user, int64_t to_user);
+/* SQLITE_OK when a merge may run: link.merge_sql is set, or
+** link.merge_without_sql is 'drop'; otherwise records merge_failed. Call
+** after the configuration was read, before any work a refusal would waste. */
+int aa_merge_allowed(aa_conn *c);
 /* Finalizes the prepared merge statements (with the statement cache). */
 void aa_merge_cache_clear(aa_conn *c);
 
@@ -720,7 +834,7 @@ void aa_authctx_session_revoked(aa_conn *c, int64_t session_id);
 /* Every live session of user_id was revoked (session_revoke_all). */
 void aa_authctx_user_signed_out(aa_conn *c, int64_t user_id);
 /* Every live session of user_id but kept_session was revoked
-** (session_revoke_others). */
+** (session_revoke_others, account_set_secret). */
 void aa_authctx_others_signed_out(aa_conn *c, int64_t user_id, int64_t kept_session);
 void aa_fn_anonauth_use(sqlite3_context *ctx, int argc, sqlite3_value **argv);
 void aa_fn_auth_uid(sqlite3_context *ctx, int argc, sqlite3_value **argv);

@@ -34,6 +34,7 @@ typedef struct {
 } key_def;
 
 static const char *const on_conflict_choices[] = {"error", "merge", NULL};
+static const char *const merge_without_sql_choices[] = {"refuse", "drop", NULL};
 static const char *const provider_choices[] = {"none", "turnstile", "hcaptcha",
                                                NULL};
 static const char *const merge_params[] = {":from_user", ":to_user", NULL};
@@ -66,6 +67,18 @@ static const key_def keys[AA_CFG_COUNT] = {
     [AA_CFG_PURGE_USER_SQL] = {"purge.user_sql", K_SQL, 0, 0, 0, 0, purge_params},
     [AA_CFG_PURGE_BATCH] = {"purge.batch", K_INT, 1000, 1, 100000, 0, 0},
     [AA_CFG_AUDIT_MAX_AGE] = {"audit.max_age", K_INT, 7776000, 3600, TEN_YEARS, 0, 0},
+    /* Code points; bytes are bounded by the 1024-byte argument limit. */
+    [AA_CFG_PASSWORD_MIN_LENGTH] = {"password.min_length", K_INT, 8, 1, 1024, 0, 0},
+    [AA_CFG_PASSWORD_MAX_BYTES] = {"password.max_bytes", K_INT, 1024, 1, 1024, 0, 0},
+    /* What a merge does while link.merge_sql is unset: 'refuse' (fail
+    ** closed: the app's rows would be orphaned) or 'drop' (the app said it
+    ** keeps nothing per user that needs moving). */
+    [AA_CFG_LINK_MERGE_WITHOUT_SQL] = {"link.merge_without_sql", K_ENUM, 0, 0, 0,
+                                       merge_without_sql_choices, 0},
+    [AA_CFG_VERIFICATION_TTL] = {"verification.ttl", K_INT, 900, 60, 86400, 0, 0},
+    [AA_CFG_VERIFICATION_MAX_ATTEMPTS] = {"verification.max_attempts", K_INT, 5, 1, 100, 0, 0},
+    [AA_CFG_RATELIMIT_VERIFICATION_PER_HOUR] = {"ratelimit.verification_per_hour", K_INT, 5, 0, 1000000, 0, 0},
+    [AA_CFG_RATELIMIT_VERIFICATION_IP_PER_HOUR] = {"ratelimit.verification_ip_per_hour", K_INT, 30, 0, 1000000, 0, 0},
 };
 
 #define TEXT_MAX 255

@@ -121,11 +121,26 @@ static int prepare_all(aa_conn *c, const char *sql, struct aa_merge_cache **out)
   return SQLITE_OK;
 }
 
+/*
+** Fail closed: without link.merge_sql a merge would delete the anonymous
+** user and leave every app row that pointed at it orphaned, silently. So a
+** merge runs only when the app said how (link.merge_sql) or said that there
+** is nothing to move (link.merge_without_sql = 'drop').
+*/
+int aa_merge_allowed(aa_conn *c) {
+  if (aa_config_text(c, AA_CFG_LINK_MERGE_SQL) != NULL) return SQLITE_OK;
+  if (aa_config_int(c, AA_CFG_LINK_MERGE_WITHOUT_SQL) == 1) return SQLITE_OK; /* 'drop' */
+  return aa_err(c, SQLITE_ERROR, AA_E_MERGE_FAILED,
+                "merging the anonymous user needs link.merge_sql (or "
+                "link.merge_without_sql = 'drop' when the app keeps no rows for it); "
+                "nothing was changed");
+}
+
 static int run_merge_sql(aa_conn *c, int64_t from_user, int64_t to_user) {
   struct aa_merge_cache *m = NULL;
   const char *sql = aa_config_text(c, AA_CFG_LINK_MERGE_SQL);
   int rc, in_txn;
-  if (sql == NULL) return SQLITE_OK; /* the app keeps no per-user rows */
+  if (sql == NULL) return aa_merge_allowed(c); /* 'drop': no per-user rows */
   rc = prepare_all(c, sql, &m);
   if (rc != SQLITE_OK) return rc;
   if (m == NULL) return aa_err(c, SQLITE_INTERNAL, AA_E_INTERNAL, "merge statements missing");

@@ -47,6 +47,7 @@ static int take_member(aa_conn *c, const aa_json *j, int key, int val,
     else if (strcmp(name, "profile") == 0) which = AA_OPT_PROFILE;
     else if (strcmp(name, "captcha") == 0) which = AA_OPT_CAPTCHA;
     else if (strcmp(name, "anon_token") == 0) which = AA_OPT_ANON_TOKEN;
+    else if (strcmp(name, "code") == 0) which = AA_OPT_CODE;
   }
   if (!(which & allowed)) {
     if (rc == SQLITE_OK && name_len > 0 && aa_printable_ascii(name, name_len))
@@ -106,6 +107,13 @@ static int take_member(aa_conn *c, const aa_json *j, int key, int val,
         return rc;
       }
       o->has_anon_token = 1;
+      return SQLITE_OK;
+    case AA_OPT_CODE:
+      rc = read_string(c, j, val, "code", o->code, (int)sizeof(o->code), &len);
+      if (rc == SQLITE_TOOBIG || (rc == SQLITE_OK && len < 1))
+        return bad(c, "opts.%s must be text of 1 to 64 bytes", "code");
+      if (rc != SQLITE_OK) return rc;
+      o->has_code = 1;
       return SQLITE_OK;
   }
   return aa_err(c, SQLITE_INTERNAL, AA_E_INTERNAL, "unhandled option");

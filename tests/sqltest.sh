@@ -15,7 +15,8 @@
 #   lines the shell must print, exactly
 #
 # In the SQL, @ANONAUTH@ stands for the extension's path (for a second
-# `.load` after `.open`) and @DIR@ for the case's scratch directory. A file
+# `.load` after `.open`), @DIR@ for the case's scratch directory and
+# @FIXTURES@ for tests/fixtures (.dump files of databases made by earlier releases). A file
 # that mentions @PROVIDER@ gets its own fake CAPTCHA provider
 # (tests/fake_provider.sh): @PROVIDER@ is its base URL, @PROVIDER_TLS@ the
 # same behind TLS with an untrusted certificate, @PROVIDER_LOG@ its log.
@@ -70,7 +71,7 @@ run_case() { # file, name, case dir with chunk.N and expect
   for chunk in $(ls "$dir" | grep '^chunk\.' | sort -t. -k2 -n); do
     {
       printf '.bail off\n.load %s\n' "$so"
-      sed -e "s|@ANONAUTH@|$so|g" -e "s|@DIR@|$dir|g" -e "s|@PROVIDER@|${ANONAUTH_PROVIDER:-}|g" \
+      sed -e "s|@ANONAUTH@|$so|g" -e "s|@DIR@|$dir|g" -e "s|@FIXTURES@|$root/tests/fixtures|g" -e "s|@PROVIDER@|${ANONAUTH_PROVIDER:-}|g" \
           -e "s|@PROVIDER_TLS@|${ANONAUTH_PROVIDER_TLS:-}|g" \
           -e "s|@PROVIDER_LOG@|${ANONAUTH_PROVIDER_LOG:-}|g" "$dir/$chunk"
     } > "$dir/input.sql"

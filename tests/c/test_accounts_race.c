@@ -133,7 +133,10 @@ int main(void) {
     char out[2][1 + TOKEN_LEN + 1];
     int hold = r % 2 == 0;
     if (r == ROUNDS)
-      sqlite3_exec(db, "SELECT anonauth_config('link.on_conflict', 'merge')", NULL, NULL, NULL);
+      sqlite3_exec(db,
+                   "SELECT anonauth_config('link.on_conflict', 'merge'),"
+                   "       anonauth_config('link.merge_without_sql', 'drop')",
+                   NULL, NULL, NULL);
     if (hold) sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
     for (int me = 0; me < 2; me++) {
       if (write(go[me][1], "g", 1) != 1) return 1;

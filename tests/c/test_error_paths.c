@@ -128,11 +128,12 @@ static void test_deadline(const char *path) {
 ** than the 32 statements that would grow its first table). */
 static void test_cache_growth(const char *dir_path) {
   static const char *const calls[] = {
-      "SELECT anonauth_config('link.on_conflict', 'merge')",
-      "SELECT account_signin('password', 'grow@example.com', 'pw') IS NOT NULL",
+      "SELECT anonauth_config('link.on_conflict', 'merge'), "
+      "anonauth_config('link.merge_without_sql', 'drop')",
+      "SELECT account_signin('password', 'grow@example.com', 'pass phrase') IS NOT NULL",
       "SELECT session_valid(anon_signin())",
       "SELECT link_account(anon_signin(), 'google', 'grow-g') IS NOT NULL",
-      "SELECT link_account(anon_signin(), 'password', 'grow@example.com', 'pw') IS NOT NULL",
+      "SELECT link_account(anon_signin(), 'password', 'grow@example.com', 'pass phrase') IS NOT NULL",
       "SELECT anon_signout(anon_signin())",
       "SELECT session_revoke_all(session_user(anon_signin())) >= 1",
       "SELECT anonauth_use(anon_signin()), auth_uid() IS NOT NULL, auth_is_anonymous()",
@@ -152,7 +153,7 @@ static void test_cache_growth(const char *dir_path) {
   sqlite3_exec(db,
                "SELECT anonauth_config('password.opslimit', 1),"
                "       anonauth_config('password.memlimit', 8192),"
-               "       account_signup('password', 'grow@example.com', 'pw')",
+               "       account_signup('password', 'grow@example.com', 'pass phrase')",
                NULL, NULL, NULL);
   for (int round = 0; round < 2; round++) {
     for (int i = 0; calls[i]; i++) {

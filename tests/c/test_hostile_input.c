@@ -11,8 +11,9 @@
 ** and after each call. The only writes a failing call may keep are the ones
 ** the README documents: a refused credential (invalid_credentials,
 ** rate_limited) commits one audit row and its rate-limit bucket, a refused
-** CAPTCHA one audit row, and account_signup's account_exists keeps the
-** per-address token it took before looking (ratelimit.signup_per_hour).
+** CAPTCHA one audit row, and account_exists keeps the per-address token
+** account_signup took before looking (ratelimit.signup_per_hour), a token of
+** the account's bucket and one account_exists audit row.
 **
 ** The table of functions is checked against the registration table in
 ** anonauth.c, so a function added there without a line here fails the test.
@@ -147,7 +148,7 @@ static void bind_bad(sqlite3_stmt *st, int pos, const bad_value *v) {
 typedef struct {
   const char *name;
   int n_args;
-  const char *defaults[4]; /* SQL expressions; "TOKEN" is a live token */
+  const char *defaults[5]; /* SQL expressions; "TOKEN" is a live token */
   char returns;
   unsigned secret_args; /* bit i: argument i is a token or secret, never echoed */
   const char *setup;     /* SQL run before this function's calls ("@URL@": provider) */
@@ -220,6 +221,17 @@ static const function_def functions[] = {
     {"anonauth_use", 1, {"TOKEN"}, 'U', 1, NULL},
     {"auth_uid", 0, {NULL}, 'U', 0, "SELECT anonauth_use(NULL)"},
     {"auth_is_anonymous", 0, {NULL}, 'b', 0, NULL},
+    /* the token is not the owner's: every call fails like a wrong secret */
+    {"account_set_secret", 5, {"TOKEN", "'password'", "'ann@example.com'", "'" PASSWORD "'",
+                               "'another " PASSWORD "'"}, 'T', 1 | 8 | 16, NULL},
+    {"verification_issue", 3, {"'email'", FRESH_ACCOUNT, "'signin'"}, 'S', 0,
+     "SELECT anonauth_config('ratelimit.verification_per_hour', 1000000)"},
+    {"verification_issue", 4, {"'email'", FRESH_ACCOUNT, "'reset'",
+                               "'{\"format\":\"link\",\"ip\":\"192.0.2.1\"}'"}, 'S', 0,
+     "SELECT anonauth_config('ratelimit.verification_ip_per_hour', 1000000)"},
+    /* a code that was never issued: every call fails like a wrong code */
+    {"account_reset_secret", 4, {"'password'", "'ann@example.com'", "'12345678'",
+                                 "'another " PASSWORD "'"}, 'T', 4 | 8, NULL},
     /* last: anon_purge(0) removes every anonymous user without an account */
     {"anon_purge", 0, {NULL}, 'N', 0, NULL},
     {"anon_purge", 1, {"86400"}, 'N', 0, NULL},
@@ -248,7 +260,7 @@ static const char *const documented_codes[] = {
     "invalid_argument", "invalid_session", "storage", "internal", "reentrant_call",
     "account_exists", "invalid_credentials", "rate_limited", "merge_failed",
     "captcha_required", "captcha_rejected", "captcha_unavailable", "captcha_misconfigured",
-    "purge_failed", "transaction_required", NULL};
+    "purge_failed", "transaction_required", "weak_secret", NULL};
 
 /* The <code> of "anonauth: <code>: ...", or NULL when msg is not one. */
 static const char *error_code(const char *msg) {
@@ -312,7 +324,9 @@ static int only_documented_writes(sqlite3 *db, const char *code, const snapshot 
     audit_event = "captcha_rejected";
   } else if (code && strcmp(code, "account_exists") == 0) {
     /* account_signup with opts.ip takes its per-address token before it
-    ** looks for the account (ratelimit.signup_per_hour) */
+    ** looks for the account (ratelimit.signup_per_hour); the answer takes
+    ** a token of the account's bucket and is audited */
+    audit_event = "account_exists";
     limits_may_change = 1;
   }
   for (int p = 0; p < N_PARTS; p++) {

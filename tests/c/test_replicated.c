@@ -138,9 +138,9 @@ int main(void) {
   sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
   error_of(db, "SELECT link_account(?1, 'google', 'ann')", token, err, sizeof err);
   CHECK(starts_with(err, refused), "bare link_account() is refused: %.60s", err);
-  error_of(db, "SELECT account_signup('email', 'bob', 'pw')", NULL, err, sizeof err);
+  error_of(db, "SELECT account_signup('email', 'bob', 'pass phrase')", NULL, err, sizeof err);
   CHECK(starts_with(err, refused), "bare account_signup() is refused: %.60s", err);
-  error_of(db, "SELECT account_signin('email', 'bob', 'pw')", NULL, err, sizeof err);
+  error_of(db, "SELECT account_signin('email', 'bob', 'pass phrase')", NULL, err, sizeof err);
   CHECK(starts_with(err, refused), "bare account_signin() is refused: %.60s", err);
   CHECK(harness_int(db, "SELECT count(*) FROM anonauth_accounts") == 0 &&
             harness_valid(db, token) == 1,

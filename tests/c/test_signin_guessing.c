@@ -224,6 +224,7 @@ int main(void) {
                        "       anonauth_config('password.opslimit', 1),"
                        "       anonauth_config('ratelimit.failed_signin_per_hour', 2),"
                        "       anonauth_config('link.on_conflict', 'merge'),"
+                       "       anonauth_config('link.merge_without_sql', 'drop'),"
                        "       account_signup('password', 'owner@example.com', 'right horse')",
                        NULL, NULL, NULL) == SQLITE_OK,
           "an account hashed at 64 MiB, merges on, limit 2 per hour");
@@ -237,7 +238,7 @@ int main(void) {
   attempt_sql = MERGE_SQL;
   argon_kib = base + 48 * 1024;
   {
-    const char *wrong[GUESSERS] = {"w0", "w1", "w2", "w3", "w4", "w5"};
+    const char *wrong[GUESSERS] = {"wrong 00", "wrong 01", "wrong 02", "wrong 03", "wrong 04", "wrong 05"};
     all_ran = run_guessers(path, "owner@example.com", wrong, GUESSERS, res);
   }
   CHECK(all_ran, "six merging visitors ran and answered");
