@@ -10,9 +10,9 @@
 ** after running the app's purge.user_sql for each so the app's rows go too.
 ** It also deletes what holds no information any more: sessions that died
 ** (revoked or expired) more than max_idle ago, audit rows older than
-** audit.max_age, and rate-limit buckets untouched for an hour (a bucket of
-** N per hour refills from empty in exactly one hour, so such a bucket reads
-** as full, exactly as a missing one does).
+** audit.max_age, one-time codes past their expiry, and rate-limit buckets
+** untouched for an hour (a bucket of N per hour refills from empty in exactly
+** one hour, so such a bucket reads as full, exactly as a missing one does).
 **
 ** One call is one atomic unit and removes at most purge.batch users, so a
 ** purge never holds the write lock for long: callers loop until it returns
@@ -85,6 +85,10 @@ static const char SQL_STALE_SESSIONS[] =
 
 static const char SQL_OLD_AUDIT[] = "DELETE FROM main.anonauth_audit WHERE at < ?1";
 
+/* One-time codes past their expiry (src/codes.c); a used or exhausted code
+** is deleted when it dies. */
+static const char SQL_DEAD_CODES[] = "DELETE FROM main.anonauth_codes WHERE expires_at <= ?1";
+
 static const char SQL_FULL_BUCKETS[] =
     "DELETE FROM main.anonauth_rate_limits WHERE updated_at <= ?1";
 
@@ -92,7 +96,7 @@ typedef struct {
   int64_t max_idle; /* -1: purge.max_idle */
   int64_t *ids;     /* the users deleted, for the context hook */
   int n_ids;
-  int64_t users, sessions, audit, buckets;
+  int64_t users, sessions, audit, buckets, codes;
 } purge_call;
 
 /* The app's purge.user_sql, prepared once per call. */
@@ -249,7 +253,7 @@ static int delete_where(aa_conn *c, const char *sql, int64_t a, int64_t b, int64
 static int purge_body(aa_conn *c, void *arg) {
   purge_call *p = arg;
   int64_t now = aa_now(c), max_idle, cutoff;
-  char detail[192];
+  char detail[256];
   int rc = aa_config_sync(c);
   if (rc != SQLITE_OK) return rc;
   max_idle = p->max_idle >= 0 ? p->max_idle : aa_config_int(c, AA_CFG_PURGE_MAX_IDLE);
@@ -264,13 +268,14 @@ static int purge_body(aa_conn *c, void *arg) {
     rc = delete_where(c, SQL_OLD_AUDIT, now - aa_config_int(c, AA_CFG_AUDIT_MAX_AGE), 0, 0,
                       &p->audit);
   if (rc == SQLITE_OK) rc = delete_where(c, SQL_FULL_BUCKETS, now - 3600, 0, 0, &p->buckets);
+  if (rc == SQLITE_OK) rc = delete_where(c, SQL_DEAD_CODES, now, 0, 0, &p->codes);
   if (rc != SQLITE_OK) return rc;
-  if (p->users + p->sessions + p->audit + p->buckets == 0) return SQLITE_OK;
+  if (p->users + p->sessions + p->audit + p->buckets + p->codes == 0) return SQLITE_OK;
   sqlite3_snprintf((int)sizeof(detail), detail,
                    "{\"users\":%lld,\"sessions\":%lld,\"audit_rows\":%lld,"
-                   "\"rate_limits\":%lld,\"max_idle\":%lld}",
+                   "\"rate_limits\":%lld,\"codes\":%lld,\"max_idle\":%lld}",
                    (long long)p->users, (long long)p->sessions, (long long)p->audit,
-                   (long long)p->buckets, (long long)max_idle);
+                   (long long)p->buckets, (long long)p->codes, (long long)max_idle);
   return aa_audit(c, "purge", AA_NO_ID, AA_NO_ID, NULL, detail);
 }
 
