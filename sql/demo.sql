@@ -173,7 +173,21 @@ SELECT session_revoke_others(token) AS other_sessions_revoked FROM phone;
 SELECT (SELECT session_valid(token) FROM phone) AS phone_valid,
        (SELECT session_valid(token) FROM laptop) AS laptop_valid;
 .print
-.print '== 17. Sam deletes the account. user_delete() runs purge.user_sql for the cart, then'
+.print '== 17. Sam signs in on the laptop again, then changes the password on the phone.'
+.print "   account_set_secret(token, 'password', 'sam@example.com', '…current…', '…new…')"
+.print '   checks the current password as a sign-in does, stores the new hash, revokes every'
+.print '   other session (the laptop) and rotates the calling one (the phone gets a new token):'
+DELETE FROM laptop;
+INSERT INTO laptop SELECT account_signin('password', 'sam@example.com', 'correct horse battery staple');
+CREATE TEMP TABLE old_phone AS SELECT token FROM phone;
+UPDATE phone SET token = account_set_secret(token, 'password', 'sam@example.com',
+                                            'correct horse battery staple', 'staple battery horse correct');
+SELECT (SELECT session_valid(token) FROM old_phone) AS old_phone_token,
+       (SELECT session_valid(token) FROM phone) AS new_phone_token,
+       (SELECT session_valid(token) FROM laptop) AS laptop;
+SELECT event, detail FROM anonauth_audit WHERE event = 'secret_changed';
+.print
+.print '== 18. Sam deletes the account. user_delete() runs purge.user_sql for the cart, then'
 .print '   removes the user, sessions and accounts, all in one atomic call:'
 SELECT user_delete(session_user(token)) AS deleted FROM phone;
 SELECT (SELECT count(*) FROM cart) AS cart_rows, (SELECT count(*) FROM anon_accounts) AS accounts,

@@ -174,7 +174,7 @@ suite "fake provider tool" tests/fake_provider_cli.sh
 demo_ok() {
   make -s demo > "$out/demo.out" 2>&1 || return 1
   ! grep -qiE 'error|anonauth_sess_[A-Za-z0-9_-]{20}' "$out/demo.out" &&
-    grep -q '^== 17\.' "$out/demo.out"
+    grep -q '^== 18\.' "$out/demo.out"
 }
 check "make demo runs the walkthrough to its end without an error" demo_ok
 bench_smoke() {
