@@ -74,6 +74,12 @@ static const struct {
     {"user_delete", 1, DIRECT, aa_fn_user_delete},
     {"user_profile", 1, DIRECT, aa_fn_user_profile},
     {"user_profile", 2, DIRECT, aa_fn_user_profile},
+    {"session_jwt", 1, DIRECT, aa_fn_session_jwt},
+    {"session_jwt", 2, DIRECT, aa_fn_session_jwt},
+    {"jwt_verify", 1, INNOCUOUS, aa_fn_jwt_verify},
+    {"jwt_verify", 2, INNOCUOUS, aa_fn_jwt_verify},
+    {"anonauth_jwks", 0, DIRECT, aa_fn_jwks},
+    {"anonauth_jwt_rotate", 0, DIRECT, aa_fn_jwt_rotate},
 };
 
 /* Loading twice on one connection is a no-op, not a reset of its state. */

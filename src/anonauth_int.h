@@ -10,10 +10,10 @@
 ** Sections follow the layers, each using only those above it (errors comes
 ** before conn because struct aa_conn holds the error slot):
 **   core: errors, conn, stmtcache, schema, atomic, config, appsql, clock, replicated
-**   helpers: text, json, netaddr, token, opts
+**   helpers: text, json, netaddr, token, opts, jws
 **   records: audit, ratelimit, password
 **   features: anon, sessions, accounts, merge, http, siteverify, captcha, purge, profile,
-**             authctx
+**             authctx, jwt_keys, jwt, refresh
 **   virtual tables: vtab
 **     (vtab_users.c, vtab_sessions.c and vtab_accounts.c describe their
 **     tables with the aa_vtab_def of vtab.c)
@@ -59,6 +59,7 @@ typedef enum {
   AA_E_CAPTCHA_MISCONFIGURED,
   AA_E_PURGE_FAILED,
   AA_E_TRANSACTION_REQUIRED,
+  AA_E_JWT_MISCONFIGURED,
   AA_E_COUNT
 } aa_errcode;
 
@@ -262,6 +263,14 @@ typedef enum {
   AA_CFG_PURGE_USER_SQL,
   AA_CFG_PURGE_BATCH,
   AA_CFG_AUDIT_MAX_AGE,
+  AA_CFG_JWT_ALG,
+  AA_CFG_JWT_ISSUER,
+  AA_CFG_JWT_AUDIENCE,
+  AA_CFG_JWT_TTL,
+  AA_CFG_JWT_LEEWAY,
+  AA_CFG_JWT_ACCEPT,
+  AA_CFG_JWT_KEY_SECRET,
+  AA_CFG_SESSION_REUSE_WINDOW,
   AA_CFG_COUNT
 } aa_config_key;
 
@@ -446,6 +455,30 @@ void aa_opts_free(aa_opts *o);
 ** of "is this an integer" for every argument anonauth takes. */
 int aa_value_int64(sqlite3_value *v, int64_t *out);
 int aa_arg_user_id(aa_conn *c, sqlite3_value *v, const char *what, int64_t *out);
+
+/* ------------------------------------------------------------------- jws.c */
+
+/* The JWS algorithms anonauth signs with, in jwt.alg's order. */
+enum { AA_JWS_ES256 = 0, AA_JWS_EDDSA = 1 };
+#define AA_JWS_SIG_BYTES 64 /* Ed25519, and ES256's r || s */
+
+const char *aa_jws_alg_name(int alg);
+/* AA_JWS_* for an algorithm name, -1 for any other (none, HS256 ...). */
+int aa_jws_alg_parse(const char *s, int n);
+/* Appends base64url without padding. */
+void aa_b64url_append(sqlite3_str *out, const unsigned char *p, size_t n);
+/* Strict base64url: no padding, canonical last character, every character
+** consumed. SQLITE_OK or SQLITE_MISMATCH. */
+int aa_b64url_decode(const char *in, size_t n, unsigned char *out, size_t cap, size_t *out_n);
+/* A new key pair; *pub and *priv are sqlite3_malloc'd (wipe *priv). */
+int aa_jws_keygen(int alg, unsigned char **pub, int *pub_n, unsigned char **priv, int *priv_n);
+int aa_jws_sign(int alg, const unsigned char *priv, int priv_n, const unsigned char *msg,
+                size_t n, unsigned char sig[AA_JWS_SIG_BYTES]);
+/* 1 when sig is a valid signature of msg by pub; 0 otherwise. */
+int aa_jws_verify(int alg, const unsigned char *pub, int pub_n, const unsigned char *msg,
+                  size_t n, const unsigned char *sig, size_t sig_n);
+/* Appends the key-type members of a public JWK ("kty", "crv", "x"[, "y"]). */
+int aa_jws_public_jwk(int alg, const unsigned char *pub, int pub_n, sqlite3_str *out);
 
 /* ===== records: rows anonauth keeps for itself ============================ */
 
@@ -722,6 +755,39 @@ void aa_fn_anonauth_use(sqlite3_context *ctx, int argc, sqlite3_value **argv);
 void aa_fn_auth_uid(sqlite3_context *ctx, int argc, sqlite3_value **argv);
 void aa_fn_auth_is_anonymous(sqlite3_context *ctx, int argc,
                              sqlite3_value **argv);
+
+/* --------------------------------------------------------------- jwt_keys.c */
+
+#define AA_KID_MAX 32
+
+/* The current signing key, its private half decrypted. */
+typedef struct {
+  char kid[AA_KID_MAX + 1];
+  int alg;
+  unsigned char *priv; /* sqlite3_malloc'd, wiped by aa_jwt_signer_free */
+  int priv_n;
+} aa_jwt_signer;
+
+/* The current key for jwt.alg, made (in an atomic call of its own) when
+** there is none. Call with no statement of ours open, after the schema check
+** and a configuration sync. */
+int aa_jwt_signer_get(aa_conn *c, aa_jwt_signer *s);
+void aa_jwt_signer_free(aa_jwt_signer *s);
+/* A published key by kid: *found 0 when there is none (or no such table in an
+** older schema). Never writes. The configuration is synced on the way. */
+int aa_jwt_key_find(aa_conn *c, const char *kid, int *alg, unsigned char **pub, int *pub_n,
+                    int *found);
+void aa_fn_jwks(sqlite3_context *ctx, int argc, sqlite3_value **argv);
+void aa_fn_jwt_rotate(sqlite3_context *ctx, int argc, sqlite3_value **argv);
+
+/* -------------------------------------------------------------------- jwt.c */
+
+void aa_fn_session_jwt(sqlite3_context *ctx, int argc, sqlite3_value **argv);
+void aa_fn_jwt_verify(sqlite3_context *ctx, int argc, sqlite3_value **argv);
+
+/* ---------------------------------------------------------------- refresh.c */
+
+void aa_fn_session_refresh(sqlite3_context *ctx, int argc, sqlite3_value **argv);
 
 /* ===== virtual tables ===================================================== */
 
