@@ -80,6 +80,7 @@ static const struct {
     {"jwt_verify", 2, INNOCUOUS, aa_fn_jwt_verify},
     {"anonauth_jwks", 0, DIRECT, aa_fn_jwks},
     {"anonauth_jwt_rotate", 0, DIRECT, aa_fn_jwt_rotate},
+    {"session_refresh", 1, DIRECT, aa_fn_session_refresh},
 };
 
 /* Loading twice on one connection is a no-op, not a reset of its state. */
