@@ -223,7 +223,8 @@ static int spent(aa_conn *c, refresh_call *r, int *handled) {
   if (rc != SQLITE_OK) return rc;
   if (!found) return SQLITE_OK; /* dead already: nothing to protect */
 
-  in_window = now >= rotated_at && now - rotated_at <= aa_config_int(c, AA_CFG_SESSION_REUSE_WINDOW);
+  /* Like every deadline here, the window ends at rotated_at + window: 0 means no grace. */
+  in_window = now >= rotated_at && now < rotated_at + aa_config_int(c, AA_CFG_SESSION_REUSE_WINDOW);
   if (is_prev && in_window && reopen(r, session_id, sealed, sealed_n, current)) return SQLITE_OK;
   return reused(c, r, session_id, s.user_id, is_prev ? "previous, after the window" : "older");
 }
