@@ -162,6 +162,8 @@ struct aa_conn {
   int replicated;
   /* prepared link.merge_sql (merge.c), cleared with the statement cache */
   struct aa_merge_cache *merge;
+  /* parsed signing and verification keys (jwt_keys.c) */
+  struct aa_jwt_cache *jwt;
 };
 
 aa_conn *aa_conn_new(sqlite3 *db);
@@ -472,11 +474,18 @@ void aa_b64url_append(sqlite3_str *out, const unsigned char *p, size_t n);
 int aa_b64url_decode(const char *in, size_t n, unsigned char *out, size_t cap, size_t *out_n);
 /* A new key pair; *pub and *priv are sqlite3_malloc'd (wipe *priv). */
 int aa_jws_keygen(int alg, unsigned char **pub, int *pub_n, unsigned char **priv, int *priv_n);
-int aa_jws_sign(int alg, const unsigned char *priv, int priv_n, const unsigned char *msg,
-                size_t n, unsigned char sig[AA_JWS_SIG_BYTES]);
-/* 1 when sig is a valid signature of msg by pub; 0 otherwise. */
-int aa_jws_verify(int alg, const unsigned char *pub, int pub_n, const unsigned char *msg,
-                  size_t n, const unsigned char *sig, size_t sig_n);
+/* A key parsed once for many signatures or verifications. */
+typedef struct aa_jws_key aa_jws_key;
+/* SQLITE_OK, SQLITE_NOMEM, or SQLITE_ERROR for bytes that are not such a key. */
+int aa_jws_key_load(int alg, int is_private, const unsigned char *bytes, int n,
+                    aa_jws_key **out);
+void aa_jws_key_free(aa_jws_key *k);
+int aa_jws_key_alg(const aa_jws_key *k);
+int aa_jws_sign(const aa_jws_key *k, const unsigned char *msg, size_t n,
+                unsigned char sig[AA_JWS_SIG_BYTES]);
+/* 1 when sig is a valid signature of msg by the public key k; 0 otherwise. */
+int aa_jws_verify(const aa_jws_key *k, const unsigned char *msg, size_t n,
+                  const unsigned char *sig, size_t sig_n);
 /* Appends the key-type members of a public JWK ("kty", "crv", "x"[, "y"]). */
 int aa_jws_public_jwk(int alg, const unsigned char *pub, int pub_n, sqlite3_str *out);
 
@@ -760,23 +769,25 @@ void aa_fn_auth_is_anonymous(sqlite3_context *ctx, int argc,
 
 #define AA_KID_MAX 32
 
-/* The current signing key, its private half decrypted. */
+/* The current signing key, parsed (and opened) once per connection: `key`
+** belongs to the connection's key cache and stays valid until the next
+** anonauth call on the connection. */
 typedef struct {
   char kid[AA_KID_MAX + 1];
   int alg;
-  unsigned char *priv; /* sqlite3_malloc'd, wiped by aa_jwt_signer_free */
-  int priv_n;
+  const aa_jws_key *key;
 } aa_jwt_signer;
 
 /* The current key for jwt.alg, made (in an atomic call of its own) when
 ** there is none. Call with no statement of ours open, after the schema check
 ** and a configuration sync. */
 int aa_jwt_signer_get(aa_conn *c, aa_jwt_signer *s);
-void aa_jwt_signer_free(aa_jwt_signer *s);
-/* A published key by kid: *found 0 when there is none (or no such table in an
-** older schema). Never writes. The configuration is synced on the way. */
-int aa_jwt_key_find(aa_conn *c, const char *kid, int *alg, unsigned char **pub, int *pub_n,
-                    int *found);
+/* A published public key by kid (cached as the signer is): *key NULL when
+** there is none (or no such table in an older schema). Never writes. The
+** configuration is synced on the way. */
+int aa_jwt_key_find(aa_conn *c, const char *kid, const aa_jws_key **key);
+/* Frees the connection's parsed keys (with the connection). */
+void aa_jwt_cache_free(aa_conn *c);
 void aa_fn_jwks(sqlite3_context *ctx, int argc, sqlite3_value **argv);
 void aa_fn_jwt_rotate(sqlite3_context *ctx, int argc, sqlite3_value **argv);
 

@@ -105,9 +105,8 @@ static int ec_keygen(unsigned char **pub, int *pub_n, unsigned char **priv, int 
   return rc;
 }
 
-static int ec_sign(const unsigned char *der, int der_n, const unsigned char *msg, size_t n,
+static int ec_sign(EVP_PKEY *k, const unsigned char *msg, size_t n,
                    unsigned char sig[AA_JWS_SIG_BYTES]) {
-  EVP_PKEY *k = ec_private(der, der_n);
   EVP_MD_CTX *md = NULL;
   ECDSA_SIG *es = NULL;
   unsigned char dsig[80];
@@ -125,14 +124,12 @@ static int ec_sign(const unsigned char *der, int der_n, const unsigned char *msg
   }
   ECDSA_SIG_free(es);
   EVP_MD_CTX_free(md);
-  EVP_PKEY_free(k);
   return rc;
 }
 
 /* 1 when the signature verifies, 0 otherwise (any failure included). */
-static int ec_verify(const unsigned char *der, int der_n, const unsigned char *msg, size_t n,
+static int ec_verify(EVP_PKEY *k, const unsigned char *msg, size_t n,
                      const unsigned char sig[AA_JWS_SIG_BYTES]) {
-  EVP_PKEY *k = ec_public(der, der_n);
   EVP_MD_CTX *md = NULL;
   ECDSA_SIG *es = NULL;
   BIGNUM *r = NULL, *s = NULL;
@@ -156,7 +153,6 @@ done:
   OPENSSL_free(dsig);
   ECDSA_SIG_free(es);
   EVP_MD_CTX_free(md);
-  EVP_PKEY_free(k);
   return ok;
 }
 
@@ -182,6 +178,48 @@ static int ec_jwk(const unsigned char *der, int der_n, sqlite3_str *out) {
 
 /* ---- the interface ---------------------------------------------------------- */
 
+struct aa_jws_key {
+  int alg;
+  int is_private;
+  EVP_PKEY *ec;            /* ES256 */
+  unsigned char ed[64];    /* EdDSA: the public key (32) or libsodium's secret key (64) */
+};
+
+int aa_jws_key_alg(const aa_jws_key *k) { return k->alg; }
+
+int aa_jws_key_load(int alg, int is_private, const unsigned char *bytes, int n,
+                    aa_jws_key **out) {
+  aa_jws_key *k;
+  *out = NULL;
+  if (bytes == NULL || n <= 0) return SQLITE_ERROR;
+  if (alg == AA_JWS_EDDSA &&
+      n != (int)(is_private ? crypto_sign_SECRETKEYBYTES : crypto_sign_PUBLICKEYBYTES))
+    return SQLITE_ERROR;
+  k = sqlite3_malloc(sizeof(*k));
+  if (k == NULL) return SQLITE_NOMEM;
+  memset(k, 0, sizeof(*k));
+  k->alg = alg;
+  k->is_private = is_private;
+  if (alg == AA_JWS_EDDSA) {
+    memcpy(k->ed, bytes, (size_t)n);
+  } else {
+    k->ec = is_private ? ec_private(bytes, n) : ec_public(bytes, n);
+    if (k->ec == NULL) {
+      sqlite3_free(k);
+      return SQLITE_ERROR;
+    }
+  }
+  *out = k;
+  return SQLITE_OK;
+}
+
+void aa_jws_key_free(aa_jws_key *k) {
+  if (k == NULL) return;
+  EVP_PKEY_free(k->ec);
+  sodium_memzero(k, sizeof(*k));
+  sqlite3_free(k);
+}
+
 int aa_jws_keygen(int alg, unsigned char **pub, int *pub_n, unsigned char **priv, int *priv_n) {
   *pub = *priv = NULL;
   if (alg == AA_JWS_EDDSA) {
@@ -201,23 +239,19 @@ int aa_jws_keygen(int alg, unsigned char **pub, int *pub_n, unsigned char **priv
   return ec_keygen(pub, pub_n, priv, priv_n);
 }
 
-int aa_jws_sign(int alg, const unsigned char *priv, int priv_n, const unsigned char *msg,
-                size_t n, unsigned char sig[AA_JWS_SIG_BYTES]) {
-  if (alg == AA_JWS_EDDSA) {
-    if (priv_n != crypto_sign_SECRETKEYBYTES) return SQLITE_ERROR;
-    return crypto_sign_detached(sig, NULL, msg, n, priv) == 0 ? SQLITE_OK : SQLITE_ERROR;
-  }
-  return ec_sign(priv, priv_n, msg, n, sig);
+int aa_jws_sign(const aa_jws_key *k, const unsigned char *msg, size_t n,
+                unsigned char sig[AA_JWS_SIG_BYTES]) {
+  if (!k->is_private) return SQLITE_ERROR;
+  if (k->alg == AA_JWS_EDDSA)
+    return crypto_sign_detached(sig, NULL, msg, n, k->ed) == 0 ? SQLITE_OK : SQLITE_ERROR;
+  return ec_sign(k->ec, msg, n, sig);
 }
 
-int aa_jws_verify(int alg, const unsigned char *pub, int pub_n, const unsigned char *msg,
-                  size_t n, const unsigned char *sig, size_t sig_n) {
-  if (sig_n != AA_JWS_SIG_BYTES) return 0;
-  if (alg == AA_JWS_EDDSA) {
-    return pub_n == crypto_sign_PUBLICKEYBYTES &&
-           crypto_sign_verify_detached(sig, msg, n, pub) == 0;
-  }
-  return ec_verify(pub, pub_n, msg, n, sig);
+int aa_jws_verify(const aa_jws_key *k, const unsigned char *msg, size_t n,
+                  const unsigned char *sig, size_t sig_n) {
+  if (sig_n != AA_JWS_SIG_BYTES || k->is_private) return 0;
+  if (k->alg == AA_JWS_EDDSA) return crypto_sign_verify_detached(sig, msg, n, k->ed) == 0;
+  return ec_verify(k->ec, msg, n, sig);
 }
 
 int aa_jws_public_jwk(int alg, const unsigned char *pub, int pub_n, sqlite3_str *out) {

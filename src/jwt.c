@@ -169,7 +169,7 @@ static int build_jwt(aa_conn *c, const aa_session *s, const aa_jwt_signer *k,
     sqlite3_free(sqlite3_str_finish(tok));
     return aa_err_nomem(c);
   }
-  if (aa_jws_sign(k->alg, k->priv, k->priv_n, (const unsigned char *)sqlite3_str_value(tok),
+  if (aa_jws_sign(k->key, (const unsigned char *)sqlite3_str_value(tok),
                   (size_t)sqlite3_str_length(tok), sig) != SQLITE_OK) {
     sqlite3_free(sqlite3_str_finish(tok));
     return aa_err(c, SQLITE_ERROR, AA_E_INTERNAL, "session_jwt: signing with key %s failed",
@@ -195,7 +195,6 @@ void aa_fn_session_jwt(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   if (rc == SQLITE_OK) rc = aa_session_lookup(c, argv[0], 1, &s, &found);
   if (rc == SQLITE_OK && found) rc = aa_jwt_signer_get(c, &k);
   if (rc == SQLITE_OK && found) rc = build_jwt(c, &s, &k, inner, inner_n, &jwt);
-  aa_jwt_signer_free(&k);
   if (has_opts) aa_json_free(&j);
   if (rc != SQLITE_OK) {
     aa_result_error(ctx, c, rc);
@@ -386,9 +385,9 @@ static int verify(aa_conn *c, const char *jwt, int n, int require_live, char **c
   const char *dot1, *dot2, *end = jwt + n;
   char kid[AA_KID_MAX + 1];
   aa_json h, p;
-  unsigned char *pub = NULL;
+  const aa_jws_key *key = NULL;
   size_t sig_n = 0;
-  int ok, alg, key_alg = -1, pub_n = 0, found = 0, rc, accept, live;
+  int ok, alg, rc, accept, live;
   int64_t sub = 0, sid = 0;
 
   *claims = NULL;
@@ -413,13 +412,11 @@ static int verify(aa_conn *c, const char *jwt, int n, int require_live, char **c
     aa_err_clear(c);
     return SQLITE_OK; /* no tables, no keys */
   }
-  if (rc == SQLITE_OK) rc = aa_jwt_key_find(c, kid, &key_alg, &pub, &pub_n, &found);
-  if (rc != SQLITE_OK || !found) return rc;
+  if (rc == SQLITE_OK) rc = aa_jwt_key_find(c, kid, &key);
+  if (rc != SQLITE_OK || key == NULL) return rc;
   accept = (int)aa_config_int(c, AA_CFG_JWT_ACCEPT); /* 0: the key's; 1 + AA_JWS_* */
-  ok = key_alg == alg && (accept == 0 || accept - 1 == alg) &&
-       aa_jws_verify(alg, pub, pub_n, (const unsigned char *)jwt, (size_t)(dot2 - jwt), sig,
-                     sig_n);
-  sqlite3_free(pub);
+  ok = aa_jws_key_alg(key) == alg && (accept == 0 || accept - 1 == alg) &&
+       aa_jws_verify(key, (const unsigned char *)jwt, (size_t)(dot2 - jwt), sig, sig_n);
   if (!ok) return SQLITE_OK;
 
   rc = decode_part(dot1 + 1, (size_t)(dot2 - dot1 - 1), pbuf, sizeof(pbuf), &p, &ok);

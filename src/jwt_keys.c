@@ -177,69 +177,143 @@ done:
   return rc;
 }
 
-/* Reads the current key of jwt.alg into *s; s->priv stays NULL when none. */
+/* ---- the connection's parsed keys -------------------------------------------- */
+
+/* Parsing a P-256 key costs more than a signature, so each connection keeps
+** the keys it parsed. The stored row is still read on every call (that is
+** what says which key is current and published); a cached key is reused
+** only while its fingerprint, a hash of everything it was made from (the
+** stored bytes, and for a sealed key the sealing key), is unchanged. */
+#define VERIFY_SLOTS 4
+
+typedef struct {
+  char kid[AA_KID_MAX + 1];
+  unsigned char fingerprint[32];
+  aa_jws_key *key;
+} cached_key;
+
+struct aa_jwt_cache {
+  cached_key signer;
+  cached_key verifiers[VERIFY_SLOTS];
+  unsigned next;
+};
+
+static void fingerprint(int alg, const unsigned char *blob, int n, const unsigned char *seal,
+                        unsigned char out[32]) {
+  crypto_generichash_state h;
+  unsigned char a = (unsigned char)alg;
+  crypto_generichash_init(&h, NULL, 0, 32);
+  crypto_generichash_update(&h, &a, 1);
+  crypto_generichash_update(&h, blob, (unsigned long long)n);
+  if (seal != NULL) crypto_generichash_update(&h, seal, 32);
+  crypto_generichash_final(&h, out, 32);
+}
+
+static struct aa_jwt_cache *cache(aa_conn *c) {
+  if (c->jwt == NULL) {
+    c->jwt = sqlite3_malloc(sizeof(*c->jwt));
+    if (c->jwt != NULL) memset(c->jwt, 0, sizeof(*c->jwt));
+  }
+  return c->jwt;
+}
+
+static const cached_key *cached(const cached_key *k, const char *kid, const unsigned char fp[32]) {
+  return k->key != NULL && strcmp(k->kid, kid) == 0 && sodium_memcmp(k->fingerprint, fp, 32) == 0
+             ? k
+             : NULL;
+}
+
+static void cache_put(cached_key *k, const char *kid, const unsigned char fp[32], aa_jws_key *key) {
+  aa_jws_key_free(k->key);
+  memcpy(k->kid, kid, strlen(kid) + 1);
+  memcpy(k->fingerprint, fp, 32);
+  k->key = key;
+}
+
+void aa_jwt_cache_free(aa_conn *c) {
+  if (c->jwt == NULL) return;
+  aa_jws_key_free(c->jwt->signer.key);
+  for (int i = 0; i < VERIFY_SLOTS; i++) aa_jws_key_free(c->jwt->verifiers[i].key);
+  sqlite3_free(c->jwt);
+  c->jwt = NULL;
+}
+
+/* Opens (when sealed) and parses a stored private key. */
+static int load_private(aa_conn *c, const char *kid, int alg, const unsigned char *blob, int n,
+                        int encrypted, const unsigned char *seal, aa_jws_key **out) {
+  unsigned char plain[PRIV_MAX], ad[AA_KID_MAX + 8];
+  unsigned long long plain_n = 0;
+  size_t ad_n;
+  int rc;
+  if (!encrypted) {
+    rc = aa_jws_key_load(alg, 1, blob, n, out);
+  } else {
+    seal_ad(kid, alg, ad, &ad_n);
+    if (n < (int)(SEAL_NONCE + SEAL_TAG) ||
+        crypto_aead_xchacha20poly1305_ietf_decrypt(plain, &plain_n, NULL, blob + SEAL_NONCE,
+                                                   (unsigned long long)n - SEAL_NONCE, ad, ad_n,
+                                                   blob, seal) != 0)
+      return aa_err(c, SQLITE_ERROR, AA_E_JWT_MISCONFIGURED,
+                    "the signing key %s does not open with jwt.key_secret (was it changed?)", kid);
+    rc = aa_jws_key_load(alg, 1, plain, (int)plain_n, out);
+    sodium_memzero(plain, sizeof(plain));
+  }
+  if (rc == SQLITE_NOMEM) return aa_err_nomem(c);
+  if (rc != SQLITE_OK)
+    return aa_err(c, SQLITE_CORRUPT, AA_E_STORAGE, "anonauth_jwt_keys holds an invalid key (%s)",
+                  kid);
+  return SQLITE_OK;
+}
+
+/* Reads the current key of jwt.alg into *s; s->key stays NULL when none. */
 static int read_current(aa_conn *c, aa_jwt_signer *s) {
   sqlite3_stmt *st;
+  struct aa_jwt_cache *kc = cache(c);
   int alg = (int)aa_config_int(c, AA_CFG_JWT_ALG);
-  int rc = aa_stmt_get(c, SQL_CURRENT, &st);
+  int rc;
+  if (kc == NULL) return aa_err_nomem(c);
+  rc = aa_stmt_get(c, SQL_CURRENT, &st);
   if (rc != SQLITE_OK) return rc;
   sqlite3_bind_text(st, 1, aa_jws_alg_name(alg), -1, SQLITE_STATIC);
   rc = sqlite3_step(st);
   if (rc == SQLITE_ROW) {
     const char *kid = (const char *)sqlite3_column_text(st, 0);
     const unsigned char *blob = sqlite3_column_blob(st, 1);
-    int n = sqlite3_column_bytes(st, 1), encrypted = sqlite3_column_int(st, 2);
+    int n = sqlite3_column_bytes(st, 1), encrypted = sqlite3_column_int(st, 2), have = 0;
+    unsigned char seal[32], fp[32];
+    memset(seal, 0, sizeof(seal));
     rc = SQLITE_OK;
     /* Someone else may have written this row: check what is used. */
     if (kid == NULL || strlen(kid) < 1 || strlen(kid) > AA_KID_MAX || n < 1 || n > PRIV_MAX ||
-        blob == NULL) {
+        blob == NULL)
       rc = aa_err(c, SQLITE_CORRUPT, AA_E_STORAGE, "anonauth_jwt_keys holds an invalid key");
-    } else {
-      memcpy(s->kid, kid, strlen(kid) + 1);
-      s->alg = alg;
-      s->priv = sqlite3_malloc(n);
-      if (s->priv == NULL) rc = aa_err_nomem(c);
-    }
-    if (rc == SQLITE_OK && !encrypted) {
-      memcpy(s->priv, blob, (size_t)n);
-      s->priv_n = n;
-    } else if (rc == SQLITE_OK) {
-      unsigned char key[32], ad[AA_KID_MAX + 8];
-      size_t ad_n;
-      unsigned long long out_n = 0;
-      int have = 0;
-      rc = seal_key(c, key, &have);
+    if (rc == SQLITE_OK && encrypted) {
+      rc = seal_key(c, seal, &have);
       if (rc == SQLITE_OK && !have)
         rc = aa_err(c, SQLITE_ERROR, AA_E_JWT_MISCONFIGURED,
                     "the signing key is encrypted and jwt.key_secret is not set");
-      if (rc == SQLITE_OK) {
-        seal_ad(s->kid, alg, ad, &ad_n);
-        if (n < (int)(SEAL_NONCE + SEAL_TAG) ||
-            crypto_aead_xchacha20poly1305_ietf_decrypt(
-                s->priv, &out_n, NULL, blob + SEAL_NONCE, (unsigned long long)n - SEAL_NONCE,
-                ad, ad_n, blob, key) != 0)
-          rc = aa_err(c, SQLITE_ERROR, AA_E_JWT_MISCONFIGURED,
-                      "the signing key %s does not open with jwt.key_secret (was it changed?)",
-                      s->kid);
-        s->priv_n = (int)out_n;
-      }
-      sodium_memzero(key, sizeof(key));
     }
+    if (rc == SQLITE_OK) {
+      fingerprint(alg, blob, n, encrypted ? seal : NULL, fp);
+      if (cached(&kc->signer, kid, fp) == NULL) {
+        aa_jws_key *key = NULL;
+        rc = load_private(c, kid, alg, blob, n, encrypted, seal, &key);
+        if (rc == SQLITE_OK) cache_put(&kc->signer, kid, fp, key);
+      }
+    }
+    if (rc == SQLITE_OK) {
+      memcpy(s->kid, kid, strlen(kid) + 1);
+      s->alg = alg;
+      s->key = kc->signer.key;
+    }
+    sodium_memzero(seal, sizeof(seal));
   } else if (rc == SQLITE_DONE) {
     rc = SQLITE_OK;
   } else {
     rc = aa_err_storage(c, rc);
   }
   aa_stmt_release(st);
-  if (rc != SQLITE_OK) aa_jwt_signer_free(s);
   return rc;
-}
-
-void aa_jwt_signer_free(aa_jwt_signer *s) {
-  if (s->priv != NULL) sodium_memzero(s->priv, (size_t)s->priv_n);
-  sqlite3_free(s->priv);
-  s->priv = NULL;
-  s->priv_n = 0;
 }
 
 static int ensure_body(aa_conn *c, void *arg) {
@@ -249,11 +323,7 @@ static int ensure_body(aa_conn *c, void *arg) {
   if (rc != SQLITE_OK) return rc;
   memset(&probe, 0, sizeof(probe));
   rc = read_current(c, &probe); /* someone may have made it meanwhile */
-  if (rc != SQLITE_OK) return rc;
-  if (probe.priv != NULL) {
-    aa_jwt_signer_free(&probe);
-    return SQLITE_OK;
-  }
+  if (rc != SQLITE_OK || probe.key != NULL) return rc;
   return make_key(c, NULL);
 }
 
@@ -262,13 +332,13 @@ int aa_jwt_signer_get(aa_conn *c, aa_jwt_signer *s) {
   memset(s, 0, sizeof(*s));
   if (!keys_table_missing(c)) {
     rc = read_current(c, s);
-    if (rc != SQLITE_OK || s->priv != NULL) return rc;
+    if (rc != SQLITE_OK || s->key != NULL) return rc;
   }
   rc = aa_atomic(c, ensure_body, NULL);
   if (rc != SQLITE_OK) return rc;
   rc = aa_config_refresh(c);
   if (rc == SQLITE_OK) rc = read_current(c, s);
-  if (rc == SQLITE_OK && s->priv == NULL)
+  if (rc == SQLITE_OK && s->key == NULL)
     rc = aa_err(c, SQLITE_INTERNAL, AA_E_INTERNAL, "the signing key vanished");
   return rc;
 }
@@ -281,13 +351,14 @@ static void bind_published(aa_conn *c, sqlite3_stmt *st) {
   sqlite3_bind_int64(st, 4, aa_config_int(c, AA_CFG_JWT_LEEWAY));
 }
 
-int aa_jwt_key_find(aa_conn *c, const char *kid, int *alg, unsigned char **pub, int *pub_n,
-                    int *found) {
+int aa_jwt_key_find(aa_conn *c, const char *kid, const aa_jws_key **key) {
   sqlite3_stmt *st;
+  struct aa_jwt_cache *kc;
   int rc;
-  *found = 0;
-  *pub = NULL;
+  *key = NULL;
   if (keys_table_missing(c)) return SQLITE_OK;
+  kc = cache(c);
+  if (kc == NULL) return aa_err_nomem(c);
   rc = aa_stmt_get(c, SQL_FIND, &st);
   if (rc != SQLITE_OK) return rc;
   sqlite3_bind_text(st, 1, kid, -1, SQLITE_STATIC);
@@ -298,22 +369,32 @@ int aa_jwt_key_find(aa_conn *c, const char *kid, int *alg, unsigned char **pub, 
     int n = sqlite3_column_bytes(st, 1);
     int retired = sqlite3_column_type(st, 2) != SQLITE_NULL;
     int64_t retired_at = sqlite3_column_int64(st, 2);
+    int alg = a ? aa_jws_alg_parse((const char *)a, (int)strlen((const char *)a)) : -1;
     /* The statement holds the read transaction: the config is current. */
     rc = aa_config_sync(c);
-    *alg = a ? aa_jws_alg_parse((const char *)a, (int)strlen((const char *)a)) : -1;
     if (rc == SQLITE_OK && retired &&
         retired_at + aa_config_int(c, AA_CFG_JWT_TTL) + aa_config_int(c, AA_CFG_JWT_LEEWAY) <=
             aa_now(c))
-      *alg = -1; /* past its publication */
-    if (rc == SQLITE_OK && *alg >= 0 && p != NULL && n > 0 && n <= PRIV_MAX) {
-      *pub = sqlite3_malloc(n);
-      if (*pub == NULL) {
-        rc = aa_err_nomem(c);
-      } else {
-        memcpy(*pub, p, (size_t)n);
-        *pub_n = n;
-        *found = 1;
+      alg = -1; /* past its publication */
+    if (rc == SQLITE_OK && alg >= 0 && p != NULL && n > 0 && n <= PRIV_MAX) {
+      unsigned char fp[32];
+      const cached_key *hit = NULL;
+      fingerprint(alg, p, n, NULL, fp);
+      for (int i = 0; hit == NULL && i < VERIFY_SLOTS; i++) hit = cached(&kc->verifiers[i], kid, fp);
+      if (hit == NULL) {
+        aa_jws_key *k = NULL;
+        cached_key *slot = &kc->verifiers[kc->next++ % VERIFY_SLOTS];
+        rc = aa_jws_key_load(alg, 0, p, n, &k);
+        if (rc == SQLITE_NOMEM) {
+          rc = aa_err_nomem(c);
+        } else if (rc != SQLITE_OK) {
+          rc = SQLITE_OK; /* a damaged public key verifies nothing */
+        } else {
+          cache_put(slot, kid, fp, k);
+          hit = slot;
+        }
       }
+      if (hit != NULL) *key = hit->key;
     }
   } else if (rc == SQLITE_DONE) {
     rc = aa_config_sync(c);
@@ -350,7 +431,6 @@ void aa_fn_jwks(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     aa_result_error(ctx, c, rc);
     return;
   }
-  aa_jwt_signer_free(&s);
   rc = aa_stmt_get(c, SQL_PUBLISHED, &st);
   if (rc != SQLITE_OK) {
     aa_result_error(ctx, c, rc);
