@@ -194,6 +194,14 @@ typedef struct {
 
 struct aa_jwt_cache {
   cached_key signer;
+  /* the file's data version and jwt.alg when the signer was last read: while
+  ** both are unchanged (and the sealing key, for a sealed key), the signer is
+  ** still the current key and its row need not be read again */
+  int signer_known;
+  unsigned signer_dv;
+  int signer_alg;
+  int signer_sealed;
+  unsigned char signer_seal_fp[32];
   cached_key verifiers[VERIFY_SLOTS];
   unsigned next;
 };
@@ -265,6 +273,35 @@ static int load_private(aa_conn *c, const char *kid, int alg, const unsigned cha
   return SQLITE_OK;
 }
 
+static unsigned data_version(aa_conn *c) {
+  unsigned dv = 0;
+  sqlite3_file_control(c->db, "main", SQLITE_FCNTL_DATA_VERSION, &dv);
+  return dv;
+}
+
+/* The signer read last is still current: nothing was committed since (the
+** data version moves on any commit, this connection's included; the caller
+** has just read the database, so it is up to date), jwt.alg is the same,
+** and a sealed key's sealing key is unchanged. Not inside a write
+** transaction, whose own changes do not move the data version. */
+static int signer_still_current(aa_conn *c, struct aa_jwt_cache *kc, int alg) {
+  unsigned char seal[32], fp[32];
+  int have = 0, same;
+  if (!kc->signer_known || kc->signer.key == NULL || kc->signer_alg != alg ||
+      kc->signer_dv != data_version(c) || sqlite3_txn_state(c->db, "main") == SQLITE_TXN_WRITE)
+    return 0;
+  if (!kc->signer_sealed) return 1;
+  if (seal_key(c, seal, &have) != SQLITE_OK) {
+    aa_err_clear(c); /* the slow path reports it */
+    return 0;
+  }
+  if (!have) return 0;
+  crypto_generichash(fp, sizeof(fp), seal, sizeof(seal), NULL, 0);
+  sodium_memzero(seal, sizeof(seal));
+  same = sodium_memcmp(fp, kc->signer_seal_fp, sizeof(fp)) == 0;
+  return same;
+}
+
 /* Reads the current key of jwt.alg into *s; s->key stays NULL when none. */
 static int read_current(aa_conn *c, aa_jwt_signer *s) {
   sqlite3_stmt *st;
@@ -272,6 +309,13 @@ static int read_current(aa_conn *c, aa_jwt_signer *s) {
   int alg = (int)aa_config_int(c, AA_CFG_JWT_ALG);
   int rc;
   if (kc == NULL) return aa_err_nomem(c);
+  if (signer_still_current(c, kc, alg)) {
+    memcpy(s->kid, kc->signer.kid, sizeof(s->kid));
+    s->alg = alg;
+    s->key = kc->signer.key;
+    return SQLITE_OK;
+  }
+  kc->signer_known = 0;
   rc = aa_stmt_get(c, SQL_CURRENT, &st);
   if (rc != SQLITE_OK) return rc;
   sqlite3_bind_text(st, 1, aa_jws_alg_name(alg), -1, SQLITE_STATIC);
@@ -305,6 +349,11 @@ static int read_current(aa_conn *c, aa_jwt_signer *s) {
       memcpy(s->kid, kid, strlen(kid) + 1);
       s->alg = alg;
       s->key = kc->signer.key;
+      kc->signer_alg = alg;
+      kc->signer_sealed = encrypted;
+      if (encrypted) crypto_generichash(kc->signer_seal_fp, 32, seal, sizeof(seal), NULL, 0);
+      /* A row read inside a write transaction may yet be rolled back. */
+      kc->signer_known = sqlite3_txn_state(c->db, "main") != SQLITE_TXN_WRITE;
     }
     sodium_memzero(seal, sizeof(seal));
   } else if (rc == SQLITE_DONE) {
@@ -313,6 +362,9 @@ static int read_current(aa_conn *c, aa_jwt_signer *s) {
     rc = aa_err_storage(c, rc);
   }
   aa_stmt_release(st);
+  /* The version the row was read at (read after the statement: the read
+  ** transaction brought it up to date). */
+  if (kc->signer_known) kc->signer_dv = data_version(c);
   return rc;
 }
 

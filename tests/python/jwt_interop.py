@@ -242,5 +242,28 @@ check("the next rotation deleted it",
 one("SELECT anonauth_set_clock(?)", NOW)
 check("a token of a dropped key is refused even when its exp is fine", verify(t_old) is None)
 
+# The connection keeps the current key parsed: it must notice another
+# connection's rotation, and not keep a key whose creation was rolled back.
+other = sqlite3.connect(db_path, isolation_level=None)
+other.enable_load_extension(True)
+other.load_extension(ext)
+other.execute("SELECT anonauth_set_clock(?)", (NOW,))
+token = one("SELECT anon_signin()")
+kid_of = lambda t: json.loads(unb64(t.split(".")[0]))["kid"]
+before = kid_of(one("SELECT session_jwt(?)", token))
+rotated = other.execute("SELECT anonauth_jwt_rotate()").fetchone()[0]
+after = kid_of(one("SELECT session_jwt(?)", token))
+check("a rotation by another connection is seen at the next session_jwt", after == rotated != before)
+db.execute("BEGIN")
+inside = one("SELECT anonauth_jwt_rotate()")
+t_inside = one("SELECT session_jwt(?)", token)
+db.execute("ROLLBACK")
+t_after = one("SELECT session_jwt(?)", token)
+check("inside the rotating transaction the new key signs",
+      kid_of(t_inside) == inside)
+check("after its rollback the previous key signs again, and its tokens verify",
+      kid_of(t_after) == rotated and verify(t_after) is not None)
+other.close()
+
 print("%d passed, %d failed" % (passed, failed))
 sys.exit(1 if failed else 0)
