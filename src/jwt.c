@@ -147,7 +147,7 @@ static int build_jwt(aa_conn *c, const aa_session *s, const aa_jwt_signer *k,
   aa_str_append_json_string(pl, aud, (int)strlen(aud));
   sqlite3_str_appendf(pl, ",\"sub\":\"%lld\",\"sid\":\"%lld\",\"iat\":%lld,\"exp\":%lld,\"jti\":\"",
                       (long long)s->user_id, (long long)s->session_id, (long long)now,
-                      (long long)(now + aa_config_int(c, AA_CFG_JWT_TTL)));
+                      (long long)now + (long long)aa_config_int(c, AA_CFG_JWT_TTL));
   aa_b64url_append(pl, jti, sizeof(jti));
   sqlite3_str_appendf(pl, "\",\"is_anonymous\":%s", s->is_anonymous ? "true" : "false");
   if (inner_n > 0) {

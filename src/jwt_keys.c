@@ -19,6 +19,7 @@
 #include "anonauth_int.h"
 
 #include <sodium.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -75,12 +76,10 @@ static int seal_key(aa_conn *c, unsigned char key[32], int *have) {
   return SQLITE_OK;
 }
 
+/* "<kid>.<alg>" (ad holds AA_KID_MAX + 8 bytes). */
 static void seal_ad(const char *kid, int alg, unsigned char *ad, size_t *ad_n) {
-  size_t k = strlen(kid);
-  memcpy(ad, kid, k);
-  ad[k] = '.';
-  memcpy(ad + k + 1, aa_jws_alg_name(alg), 5);
-  *ad_n = k + 6;
+  int n = snprintf((char *)ad, AA_KID_MAX + 8, "%s.%s", kid, aa_jws_alg_name(alg));
+  *ad_n = n > 0 && n < AA_KID_MAX + 8 ? (size_t)n : 0;
 }
 
 /* The table is missing in a schema older than the step that made it, which
@@ -329,9 +328,11 @@ static int read_current(aa_conn *c, aa_jwt_signer *s) {
     rc = SQLITE_OK;
     /* Someone else may have written this row: check what is used. */
     if (kid == NULL || strlen(kid) < 1 || strlen(kid) > AA_KID_MAX || n < 1 || n > PRIV_MAX ||
-        blob == NULL)
-      rc = aa_err(c, SQLITE_CORRUPT, AA_E_STORAGE, "anonauth_jwt_keys holds an invalid key");
-    if (rc == SQLITE_OK && encrypted) {
+        blob == NULL) {
+      aa_stmt_release(st);
+      return aa_err(c, SQLITE_CORRUPT, AA_E_STORAGE, "anonauth_jwt_keys holds an invalid key");
+    }
+    if (encrypted) {
       rc = seal_key(c, seal, &have);
       if (rc == SQLITE_OK && !have)
         rc = aa_err(c, SQLITE_ERROR, AA_E_JWT_MISCONFIGURED,
