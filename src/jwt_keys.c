@@ -383,10 +383,12 @@ static int ensure_body(aa_conn *c, void *arg) {
 int aa_jwt_signer_get(aa_conn *c, aa_jwt_signer *s) {
   int rc;
   memset(s, 0, sizeof(*s));
-  if (!keys_table_missing(c)) {
-    rc = read_current(c, s);
-    if (rc != SQLITE_OK || s->key != NULL) return rc;
+  rc = read_current(c, s);
+  if (rc != SQLITE_OK && keys_table_missing(c)) {
+    aa_err_clear(c); /* an older schema: the atomic call below migrates it */
+    rc = SQLITE_OK;
   }
+  if (rc != SQLITE_OK || s->key != NULL) return rc;
   rc = aa_atomic(c, ensure_body, NULL);
   if (rc != SQLITE_OK) return rc;
   rc = aa_config_refresh(c);
@@ -409,10 +411,13 @@ int aa_jwt_key_find(aa_conn *c, const char *kid, const aa_jws_key **key) {
   struct aa_jwt_cache *kc;
   int rc;
   *key = NULL;
-  if (keys_table_missing(c)) return SQLITE_OK;
   kc = cache(c);
   if (kc == NULL) return aa_err_nomem(c);
   rc = aa_stmt_get(c, SQL_FIND, &st);
+  if (rc != SQLITE_OK && keys_table_missing(c)) {
+    aa_err_clear(c);
+    return SQLITE_OK;
+  }
   if (rc != SQLITE_OK) return rc;
   sqlite3_bind_text(st, 1, kid, -1, SQLITE_STATIC);
   rc = sqlite3_step(st);
