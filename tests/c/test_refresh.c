@@ -8,7 +8,9 @@
 **     the session: no live token is left and one refresh_reuse row is
 **     written;
 **   - a refresh of the current token racing a replay of an older one: the
-**     session ends revoked whichever came first, with one refresh_reuse row.
+**     session ends revoked whichever came first, with one refresh_reuse row;
+**   - a replay that meets a locked database fails with an error and revokes
+**     nothing (a transient failure is never taken for theft).
 ** The clock is the extension's (anonauth_set_clock in each process). Tokens
 ** travel over pipes, never to output.
 */
@@ -171,6 +173,43 @@ int main(void) {
           "one more refresh_reuse audit row");
     CHECK(res[0][0] == 0 || harness_valid(db, res[0]) == 0,
           "a token the owner got in the race does not outlive the revocation");
+  }
+  /* 4. A busy database: the replay of a spent token is an error, not a
+  ** revocation; once the lock is gone, the same replay revokes. */
+  {
+    char t1[TOKEN_LEN + 1], t2[TOKEN_LEN + 1];
+    sqlite3 *locker = harness_open(path);
+    sqlite3_stmt *st = NULL;
+    int rc, busy_ok;
+    REQUIRE(locker != NULL, "opens a second connection");
+    REQUIRE(harness_text(db, "SELECT anon_signin()", t1, sizeof t1) == SQLITE_OK, "signs in");
+    memcpy(tok[0], t1, sizeof t1);
+    now[0] = T0;
+    REQUIRE(race(path, 1, tok, now, res) && res[0][0] != 0, "refreshes once");
+    memcpy(t2, res[0], sizeof t2);
+    REQUIRE(sqlite3_exec(locker, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK,
+            "the second connection takes the write lock");
+    sqlite3_busy_timeout(db, 0);
+    sqlite3_exec(db, "SELECT anonauth_set_clock(1800000100)", NULL, NULL, NULL);
+    rc = sqlite3_prepare_v2(db, "SELECT session_refresh(?1)", -1, &st, NULL);
+    sqlite3_bind_text(st, 1, t1, TOKEN_LEN, SQLITE_STATIC);
+    rc = rc == SQLITE_OK ? sqlite3_step(st) : rc;
+    busy_ok = rc != SQLITE_ROW && (sqlite3_errcode(db) & 0xff) == SQLITE_BUSY;
+    sqlite3_finalize(st);
+    CHECK(busy_ok, "the replay of a spent token against a locked database fails with SQLITE_BUSY");
+    sqlite3_exec(locker, "ROLLBACK", NULL, NULL, NULL);
+    sqlite3_busy_timeout(db, 30000);
+    CHECK(harness_valid(db, t2) == 1, "and revoked nothing: the current token still works");
+    CHECK(harness_int(db, "SELECT count(*) FROM anonauth_audit WHERE event = 'refresh_reuse'") ==
+              2,
+          "and wrote no refresh_reuse row");
+    rc = sqlite3_prepare_v2(db, "SELECT session_refresh(?1) IS NULL", -1, &st, NULL);
+    sqlite3_bind_text(st, 1, t1, TOKEN_LEN, SQLITE_STATIC);
+    CHECK(rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) == 1 &&
+              harness_valid(db, t2) == 0,
+          "once the lock is gone the same replay revokes the session");
+    sqlite3_finalize(st);
+    sqlite3_close(locker);
   }
   CHECK(sqlite3_close(db) == SQLITE_OK, "closes");
   harness_remove(path);
