@@ -47,7 +47,7 @@ void aa_b64url_append(sqlite3_str *out, const unsigned char *p, size_t n) {
 ** here. Strict: only the URL-safe alphabet, no padding, no length that
 ** leaves 6 bits over, and the unused low bits of the last character must be
 ** zero (one encoding per byte string). */
-static const signed char b64url_value[256] = {
+static const unsigned char b64url_value[256] = {
     ['A'] = 1,  ['B'] = 2,  ['C'] = 3,  ['D'] = 4,  ['E'] = 5,  ['F'] = 6,  ['G'] = 7,
     ['H'] = 8,  ['I'] = 9,  ['J'] = 10, ['K'] = 11, ['L'] = 12, ['M'] = 13, ['N'] = 14,
     ['O'] = 15, ['P'] = 16, ['Q'] = 17, ['R'] = 18, ['S'] = 19, ['T'] = 20, ['U'] = 21,
