@@ -22,9 +22,9 @@ PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 CC       ?= cc
 SQLITE3  ?= sqlite3
 
-PKGS      := sqlite3 libsodium libcurl
+PKGS      := sqlite3 libsodium libcurl libcrypto
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   = $(shell pkg-config --libs libsodium libcurl 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs libsodium libcurl libcrypto 2>/dev/null)
 
 WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 BASE_CFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L $(WARN) -Ibuild -Isrc $(PKG_CFLAGS)
@@ -51,7 +51,7 @@ STATIC_OBJ := $(patsubst %.c,$(BUILD)/static/%.o,$(SRC))
 
 # Debian packages: the build's, then the tests'.
 DEB_BUILD := gcc make pkg-config sqlite3 libsqlite3-dev libsodium-dev \
-             libcurl4-openssl-dev libjsmn-dev
+             libcurl4-openssl-dev libjsmn-dev libssl-dev
 # What `pkg-config --static --libs libcurl` names on Debian (libcurl's
 # Libs.private): the install test links through anonauth.pc that way.
 DEB_CURL_STATIC := libnghttp2-dev librtmp-dev libssh2-1-dev libpsl-dev libkrb5-dev \
@@ -63,7 +63,8 @@ DEB_CURL_STATIC := libnghttp2-dev librtmp-dev libssh2-1-dev libpsl-dev libkrb5-d
 # /usr/local, nvm) Debian's would conflict or shadow it.
 DEB_NODE  := $(shell command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 \
                || echo nodejs npm libnode-dev)
-DEB_TEST  := clang libclang-rt-14-dev valgrind python3 cppcheck clang-tidy libssl-dev \
+DEB_TEST  := clang libclang-rt-14-dev valgrind python3 python3-jwt python3-cryptography \
+             cppcheck clang-tidy \
              g++ $(DEB_NODE) $(DEB_CURL_STATIC)
 DEB_PACKAGES ?= $(DEB_BUILD) $(DEB_TEST)
 # Only for the cluster targets (and the cluster step of tests/run.sh):

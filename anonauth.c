@@ -78,6 +78,13 @@ static const struct {
     {"verification_issue", 3, DIRECT, aa_fn_verification_issue},
     {"verification_issue", 4, DIRECT, aa_fn_verification_issue},
     {"account_reset_secret", 4, DIRECT, aa_fn_account_reset_secret},
+    {"session_jwt", 1, DIRECT, aa_fn_session_jwt},
+    {"session_jwt", 2, DIRECT, aa_fn_session_jwt},
+    {"jwt_verify", 1, INNOCUOUS, aa_fn_jwt_verify},
+    {"jwt_verify", 2, INNOCUOUS, aa_fn_jwt_verify},
+    {"anonauth_jwks", 0, DIRECT, aa_fn_jwks},
+    {"anonauth_jwt_rotate", 0, DIRECT, aa_fn_jwt_rotate},
+    {"session_refresh", 1, DIRECT, aa_fn_session_refresh},
 };
 
 /* Loading twice on one connection is a no-op, not a reset of its state. */

@@ -11,7 +11,8 @@
 **   lookup   = a BLAKE2b-256 hash and an indexed lookup joined to the user;
 **   link     = the lookup, then revoking the session, inserting the account,
 **              updating the user and inserting a new session (32 random
-**              bytes, a hash), in one transaction.
+**              bytes, a hash), in one transaction;
+**   session_jwt, jwt_verify, session_refresh: see their section below.
 **
 ** account_signin (Argon2-bound by design, at libsodium's minimum cost) and
 ** verify_turnstile (a round trip to the local fake provider,
@@ -24,9 +25,13 @@
 ** reports the median of each and the ratio of the medians. Peak RSS is the
 ** process's high-water mark after the phase.
 **
-**   build/bench/bench [-n N] [-runs R] [-scale] [-dir DIR] [-so PATH]
+**   build/bench/bench [-n N] [-runs R] [-scale] [-jwt] [-dir DIR] [-so PATH]
+**   (-jwt: only the session_jwt, jwt_verify and session_refresh lines)
 */
 #include <curl/curl.h>
+#include <openssl/bn.h>
+#include <openssl/ec.h>
+#include <openssl/evp.h>
 #include <sodium.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -390,6 +395,295 @@ static void phase_vtab(void) {
 
 /* link_account without a secret on anonymous users: the conversion, with the
 ** session rotated. Both sides start from n_ops anonymous sign-ins. */
+/* ---- access tokens and refresh rotation ----------------------------------- */
+/*
+** session_jwt: the floor is the session look-up (as above) plus the bare
+** signature, with the same library and a key already loaded, of a message
+** of the same length (ES256: OpenSSL's EVP_DigestSign and the DER to r||s
+** conversion; EdDSA: libsodium's crypto_sign_detached), and its base64url.
+** jwt_verify: the floor is the bare verification of the same tokens'
+** signatures with a key already loaded. session_refresh: the floor does the
+** same writes directly in one transaction: the look-up, a new token and its
+** hash, the session update, the spent-hash and rotation rows (sealing the
+** new token with XChaCha20-Poly1305).
+*/
+typedef struct {
+  int eddsa;
+  EVP_PKEY *ec;
+  unsigned char ed_pk[32], ed_sk[64];
+} bench_key;
+
+static void bench_key_make(bench_key *k, int eddsa) {
+  memset(k, 0, sizeof(*k));
+  k->eddsa = eddsa;
+  if (eddsa)
+    crypto_sign_keypair(k->ed_pk, k->ed_sk);
+  else
+    k->ec = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+}
+
+static void bench_sign(const bench_key *k, const char *msg, size_t n, unsigned char sig[64]) {
+  if (k->eddsa) {
+    crypto_sign_detached(sig, NULL, (const unsigned char *)msg, n, k->ed_sk);
+  } else {
+    unsigned char der[80];
+    size_t dlen = sizeof der;
+    const unsigned char *p = der;
+    const BIGNUM *r, *s;
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    ECDSA_SIG *es;
+    if (EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, k->ec) != 1 ||
+        EVP_DigestSign(md, der, &dlen, (const unsigned char *)msg, n) != 1 ||
+        (es = d2i_ECDSA_SIG(NULL, &p, (long)dlen)) == NULL) {
+      fprintf(stderr, "bench: ES256 sign failed\n");
+      exit(1);
+    }
+    ECDSA_SIG_get0(es, &r, &s);
+    BN_bn2binpad(r, sig, 32);
+    BN_bn2binpad(s, sig + 32, 32);
+    ECDSA_SIG_free(es);
+    EVP_MD_CTX_free(md);
+  }
+}
+
+static int bench_verify(const bench_key *k, const char *msg, size_t n, const unsigned char sig[64]) {
+  if (k->eddsa) return crypto_sign_verify_detached(sig, (const unsigned char *)msg, n, k->ed_pk) == 0;
+  {
+    ECDSA_SIG *es = ECDSA_SIG_new();
+    unsigned char *der = NULL;
+    int dlen, ok;
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    ECDSA_SIG_set0(es, BN_bin2bn(sig, 32, NULL), BN_bin2bn(sig + 32, 32, NULL));
+    dlen = i2d_ECDSA_SIG(es, &der);
+    ok = EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, k->ec) == 1 &&
+         EVP_DigestVerify(md, der, (size_t)dlen, (const unsigned char *)msg, n) == 1;
+    OPENSSL_free(der);
+    ECDSA_SIG_free(es);
+    EVP_MD_CTX_free(md);
+    return ok;
+  }
+}
+
+static void jwt_config(sqlite3 *db, const char *alg) {
+  char sql[160];
+  exec(db, "SELECT anonauth_config('jwt.issuer', 'https://app.example.com'), "
+           "anonauth_config('jwt.audience', 'api.example.com')");
+  snprintf(sql, sizeof sql, "SELECT anonauth_config('jwt.alg', '%s')", alg);
+  exec(db, sql);
+}
+
+/* The message a session_jwt signs: its length is what matters to the floor. */
+static size_t jwt_message_len(const char *alg) {
+  sqlite3_stmt *st = prepare(lookup_ext.db, "SELECT instr(session_jwt(?1), '.') > 0, "
+                                            "length(session_jwt(?1))");
+  size_t n;
+  jwt_config(lookup_ext.db, alg);
+  sqlite3_bind_text(st, 1, tokens[0], TOKEN_TEXT_LEN, SQLITE_STATIC);
+  if (sqlite3_step(st) != SQLITE_ROW || sqlite3_column_int(st, 0) != 1) die(lookup_ext.db, "session_jwt");
+  n = (size_t)sqlite3_column_int(st, 1) - 87; /* without ".<86-character signature>" */
+  sqlite3_finalize(st);
+  return n;
+}
+
+static double run_jwt_sign(int ext, const char *alg, const bench_key *k, size_t msg_len) {
+  sqlite3_stmt *st = ext ? prepare(lookup_ext.db, "SELECT session_jwt(?1)") : NULL;
+  char *msg = malloc(msg_len + 1), out[128];
+  unsigned char sig[64];
+  double t0, t;
+  long made = 0;
+  memset(msg, 'e', msg_len);
+  msg[msg_len] = 0;
+  if (ext) jwt_config(lookup_ext.db, alg);
+  t0 = now_seconds();
+  for (int i = 0; i < n_ops; i++) {
+    int kk = (int)(((unsigned)i * 2654435761u) % (unsigned)n_ops);
+    if (ext) {
+      sqlite3_bind_text(st, 1, tokens[kk], TOKEN_TEXT_LEN, SQLITE_STATIC);
+      if (sqlite3_step(st) != SQLITE_ROW) die(lookup_ext.db, "session_jwt");
+      made += sqlite3_column_type(st, 0) == SQLITE_TEXT;
+      sqlite3_reset(st);
+    } else {
+      made += floor_lookup(&lookup_floor, raws[kk]);
+      bench_sign(k, msg, msg_len, sig);
+      sodium_bin2base64(out, sizeof out, sig, 64, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    }
+  }
+  t = now_seconds() - t0;
+  free(msg);
+  sqlite3_finalize(st);
+  if (made != n_ops) {
+    fprintf(stderr, "bench: %s made %ld of %d tokens\n", ext ? "session_jwt" : "floor", made, n_ops);
+    exit(1);
+  }
+  return n_ops / t;
+}
+
+static void phase_jwt_sign(const char *name, const char *alg) {
+  double fl[MAX_RUNS], ex[MAX_RUNS];
+  bench_key k;
+  size_t len = jwt_message_len(alg);
+  bench_key_make(&k, strcmp(alg, "EdDSA") == 0);
+  for (int r = 0; r < runs; r++) {
+    fl[r] = run_jwt_sign(0, alg, &k, len);
+    ex[r] = run_jwt_sign(1, alg, &k, len);
+  }
+  EVP_PKEY_free(k.ec);
+  report(name, median(ex, runs), median(fl, runs), ">= 0.80");
+}
+
+#define JWT_POOL 1000
+
+static void phase_jwt_verify(const char *name, const char *alg) {
+  static char jwts[JWT_POOL][1024];
+  static unsigned char sigs[JWT_POOL][64];
+  static char msgs[JWT_POOL][1024];
+  double fl[MAX_RUNS], ex[MAX_RUNS];
+  sqlite3_stmt *mk, *vf;
+  bench_key k;
+  bench_key_make(&k, strcmp(alg, "EdDSA") == 0);
+  jwt_config(lookup_ext.db, alg);
+  mk = prepare(lookup_ext.db, "SELECT session_jwt(?1)");
+  for (int i = 0; i < JWT_POOL; i++) {
+    sqlite3_bind_text(mk, 1, tokens[i % n_ops], TOKEN_TEXT_LEN, SQLITE_STATIC);
+    if (sqlite3_step(mk) != SQLITE_ROW) die(lookup_ext.db, "session_jwt");
+    snprintf(jwts[i], sizeof jwts[i], "%s", (const char *)sqlite3_column_text(mk, 0));
+    sqlite3_reset(mk);
+    /* the floor verifies its own signatures over messages of the same length */
+    snprintf(msgs[i], sizeof msgs[i], "%.*s", (int)(strrchr(jwts[i], '.') - jwts[i]), jwts[i]);
+    bench_sign(&k, msgs[i], strlen(msgs[i]), sigs[i]);
+  }
+  sqlite3_finalize(mk);
+  vf = prepare(lookup_ext.db, "SELECT jwt_verify(?1)");
+  for (int r = 0; r < runs; r++) {
+    double t0 = now_seconds();
+    long ok = 0;
+    for (int i = 0; i < n_ops; i++) {
+      const char *m = msgs[i % JWT_POOL];
+      unsigned char sig[64];
+      size_t sl;
+      /* decoding the signature from the token is part of the bare work */
+      sodium_base642bin(sig, sizeof sig, strrchr(jwts[i % JWT_POOL], '.') + 1, 86, NULL, &sl, NULL,
+                        sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+      ok += bench_verify(&k, m, strlen(m), sigs[i % JWT_POOL]);
+    }
+    fl[r] = n_ops / (now_seconds() - t0);
+    if (ok != n_ops) {
+      fprintf(stderr, "bench: floor verified %ld of %d\n", ok, n_ops);
+      exit(1);
+    }
+    t0 = now_seconds();
+    ok = 0;
+    for (int i = 0; i < n_ops; i++) {
+      sqlite3_bind_text(vf, 1, jwts[i % JWT_POOL], -1, SQLITE_STATIC);
+      if (sqlite3_step(vf) != SQLITE_ROW) die(lookup_ext.db, "jwt_verify");
+      ok += sqlite3_column_type(vf, 0) == SQLITE_TEXT;
+      sqlite3_reset(vf);
+    }
+    ex[r] = n_ops / (now_seconds() - t0);
+    if (ok != n_ops) {
+      fprintf(stderr, "bench: jwt_verify verified %ld of %d\n", ok, n_ops);
+      exit(1);
+    }
+  }
+  sqlite3_finalize(vf);
+  EVP_PKEY_free(k.ec);
+  report(name, median(ex, runs), median(fl, runs), ">= 0.90");
+}
+
+static double run_refresh(int ext) {
+  floor_db f;
+  ext_db e;
+  sqlite3 *db;
+  sqlite3_stmt *refresh = NULL, *rotate = NULL, *spend = NULL, *remember = NULL;
+  double t0, t;
+  if (ext) {
+    ext_open(&e, "anonauth-refresh");
+    db = e.db;
+    step_done(db, e.begin);
+    for (int i = 0; i < n_ops; i++) ext_signin(&e, tokens[i]);
+    step_done(db, e.commit);
+    refresh = prepare(db, "SELECT session_refresh(?1)");
+  } else {
+    floor_open(&f, "floor-refresh");
+    db = f.db;
+    step_done(db, f.begin);
+    for (int i = 0; i < n_ops; i++) floor_signin(&f, raws[i]);
+    step_done(db, f.commit);
+    rotate = prepare(db, "UPDATE anonauth_sessions SET token_hash = ?2, "
+                         "last_seen_at = max(last_seen_at, ?3) WHERE id = ?1");
+    spend = prepare(db, "INSERT OR REPLACE INTO anonauth_refresh_spent(token_hash, session_id, "
+                        "replaced_at) VALUES (?1, ?2, ?3)");
+    remember = prepare(db, "INSERT OR REPLACE INTO anonauth_refresh(session_id, prev_hash, "
+                           "rotated_at, sealed) VALUES (?1, ?2, ?3, ?4)");
+  }
+  t0 = now_seconds();
+  for (int i = 0; i < n_ops; i++) {
+    if (ext) {
+      sqlite3_bind_text(refresh, 1, tokens[i], TOKEN_TEXT_LEN, SQLITE_STATIC);
+      if (sqlite3_step(refresh) != SQLITE_ROW || sqlite3_column_bytes(refresh, 0) != TOKEN_TEXT_LEN)
+        die(db, "session_refresh");
+      sqlite3_reset(refresh);
+    } else {
+      unsigned char hash[32], fresh[32], newhash[32], key[32], nonce[24], sealed[24 + 57 + 16];
+      char text[TOKEN_TEXT_LEN + 1];
+      unsigned long long sealed_n;
+      sqlite3_int64 now = (sqlite3_int64)time(NULL), session_id;
+      step_done(db, f.begin);
+      crypto_generichash(hash, sizeof hash, raws[i], 32, NULL, 0);
+      sqlite3_bind_blob(f.lookup, 1, hash, sizeof hash, SQLITE_TRANSIENT);
+      if (sqlite3_step(f.lookup) != SQLITE_ROW) die(db, "floor refresh lookup");
+      session_id = sqlite3_column_int64(f.lookup, 0);
+      sqlite3_reset(f.lookup);
+      randombytes_buf(fresh, sizeof fresh);
+      memcpy(text, "anonauth_sess_", 14);
+      sodium_bin2base64(text + 14, sizeof text - 14, fresh, sizeof fresh,
+                        sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+      crypto_generichash(newhash, sizeof newhash, (const unsigned char *)text, TOKEN_TEXT_LEN,
+                         NULL, 0);
+      crypto_generichash(key, sizeof key, raws[i], 32, (const unsigned char *)"k", 1);
+      randombytes_buf(nonce, sizeof nonce);
+      memcpy(sealed, nonce, 24);
+      crypto_aead_xchacha20poly1305_ietf_encrypt(sealed + 24, &sealed_n,
+                                                 (const unsigned char *)text, TOKEN_TEXT_LEN,
+                                                 NULL, 0, NULL, nonce, key);
+      sqlite3_bind_int64(rotate, 1, session_id);
+      sqlite3_bind_blob(rotate, 2, newhash, 32, SQLITE_TRANSIENT);
+      sqlite3_bind_int64(rotate, 3, now);
+      step_done(db, rotate);
+      sqlite3_bind_blob(spend, 1, hash, 32, SQLITE_TRANSIENT);
+      sqlite3_bind_int64(spend, 2, session_id);
+      sqlite3_bind_int64(spend, 3, now);
+      step_done(db, spend);
+      sqlite3_bind_int64(remember, 1, session_id);
+      sqlite3_bind_blob(remember, 2, hash, 32, SQLITE_TRANSIENT);
+      sqlite3_bind_int64(remember, 3, now);
+      sqlite3_bind_blob(remember, 4, sealed, (int)(24 + sealed_n), SQLITE_TRANSIENT);
+      step_done(db, remember);
+      step_done(db, f.commit);
+    }
+  }
+  t = now_seconds() - t0;
+  if (ext) {
+    sqlite3_finalize(refresh);
+    ext_close(&e);
+  } else {
+    sqlite3_finalize(rotate);
+    sqlite3_finalize(spend);
+    sqlite3_finalize(remember);
+    floor_close(&f);
+  }
+  return n_ops / t;
+}
+
+static void phase_refresh(void) {
+  double fl[MAX_RUNS], ex[MAX_RUNS];
+  for (int r = 0; r < runs; r++) {
+    fl[r] = run_refresh(0);
+    ex[r] = run_refresh(1);
+  }
+  report("session_refresh", median(ex, runs), median(fl, runs), ">= 0.70");
+}
+
 static double run_link(int ext) {
   floor_db f;
   ext_db e;
@@ -746,15 +1040,19 @@ static void phase_memory(void) {
 }
 
 int main(int argc, char **argv) {
-  int scale = 0;
+  int scale = 0, only_jwt = 0;
   for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "-jwt") == 0) {
+      only_jwt = 1; /* only the access-token and refresh lines */
+      continue;
+    }
     if (strcmp(argv[i], "-n") == 0 && i + 1 < argc) n_ops = atoi(argv[++i]);
     else if (strcmp(argv[i], "-runs") == 0 && i + 1 < argc) runs = atoi(argv[++i]);
     else if (strcmp(argv[i], "-dir") == 0 && i + 1 < argc) dir = argv[++i];
     else if (strcmp(argv[i], "-so") == 0 && i + 1 < argc) so_path = argv[++i];
     else if (strcmp(argv[i], "-scale") == 0) scale = 1;
     else {
-      fprintf(stderr, "usage: %s [-n N] [-runs R] [-scale] [-dir DIR] [-so PATH]\n", argv[0]);
+      fprintf(stderr, "usage: %s [-n N] [-runs R] [-scale] [-jwt] [-dir DIR] [-so PATH]\n", argv[0]);
       return 2;
     }
   }
@@ -773,6 +1071,17 @@ int main(int argc, char **argv) {
 
   printf("anonauth bench: N=%d, %d runs per phase (medians), WAL, synchronous=NORMAL, SQLite %s\n\n",
          n_ops, runs, sqlite3_libversion());
+  if (only_jwt) {
+    fill_lookup_dbs();
+    phase_jwt_sign("session_jwt, ES256", "ES256");
+    phase_jwt_sign("session_jwt, EdDSA", "EdDSA");
+    phase_jwt_verify("jwt_verify, ES256", "ES256");
+    phase_jwt_verify("jwt_verify, EdDSA", "EdDSA");
+    floor_close(&lookup_floor);
+    ext_close(&lookup_ext);
+    phase_refresh();
+    return 0;
+  }
   phase_signin("anon_signin, autocommit", 1, ">= 0.80");
   phase_signin("anon_signin, 1000 per transaction", 1000, ">= 0.60");
   temp_store_memory = 1;
@@ -783,9 +1092,14 @@ int main(int argc, char **argv) {
   phase_lookup("session_valid, unknown tokens", LOOK_UNKNOWN, ">= 0.85");
   phase_lookup("session_user, valid tokens", LOOK_USER, "");
   phase_vtab();
+  phase_jwt_sign("session_jwt, ES256", "ES256");
+  phase_jwt_sign("session_jwt, EdDSA", "EdDSA");
+  phase_jwt_verify("jwt_verify, ES256", "ES256");
+  phase_jwt_verify("jwt_verify, EdDSA", "EdDSA");
   floor_close(&lookup_floor);
   ext_close(&lookup_ext);
   phase_link();
+  phase_refresh();
   phase_account_signin();
   phase_turnstile();
   phase_memory();

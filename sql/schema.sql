@@ -133,3 +133,46 @@ CREATE TABLE IF NOT EXISTS anonauth_codes (
   PRIMARY KEY (provider, account_id, purpose)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS anonauth_codes_by_expiry ON anonauth_codes(expires_at);
+
+-- migrate 5: signing keys for access tokens (JWTs) and refresh-token rotation
+-- Keys that sign session_jwt()'s tokens (src/jwt_keys.c). kid is random and
+-- URL-safe. public_key: Ed25519's 32 bytes, or P-256's DER
+-- SubjectPublicKeyInfo. private_key: libsodium's 64-byte Ed25519 secret key
+-- or P-256's DER PKCS#8, sealed with XChaCha20-Poly1305 when encrypted = 1
+-- (the key comes from jwt.key_secret). A retired key stays published until
+-- every token it signed has expired, then is deleted.
+CREATE TABLE IF NOT EXISTS anonauth_jwt_keys (
+  kid         TEXT PRIMARY KEY NOT NULL,
+  alg         TEXT NOT NULL CHECK (alg IN ('ES256', 'EdDSA')),
+  public_key  BLOB NOT NULL,
+  private_key BLOB NOT NULL,
+  encrypted   INTEGER NOT NULL CHECK (encrypted IN (0, 1)),
+  created_at  INTEGER NOT NULL,
+  retired_at  INTEGER
+) WITHOUT ROWID;
+
+-- session_refresh() (src/refresh.c): the session's token hash moves on at
+-- each refresh; these remember the hashes it had, so that a replayed old
+-- token is recognised as theft. prev_hash is the immediately previous
+-- token's; sealed is the current token encrypted with a key derived from the
+-- previous token (only its holder can open it, within session.reuse_window).
+CREATE TABLE IF NOT EXISTS anonauth_refresh (
+  session_id INTEGER PRIMARY KEY,
+  prev_hash  BLOB NOT NULL CHECK (length(prev_hash) = 32),
+  rotated_at INTEGER NOT NULL,
+  sealed     BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS anonauth_refresh_spent (
+  token_hash  BLOB PRIMARY KEY NOT NULL CHECK (length(token_hash) = 32),
+  session_id  INTEGER NOT NULL,
+  replaced_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS anonauth_refresh_spent_by_session
+  ON anonauth_refresh_spent(session_id);
+-- Whoever deletes a session (anon_purge, user_delete, a merge) takes its
+-- rotation history with it.
+CREATE TRIGGER IF NOT EXISTS anonauth_sessions_deleted_refresh
+  AFTER DELETE ON anonauth_sessions BEGIN
+    DELETE FROM anonauth_refresh WHERE session_id = OLD.id;
+    DELETE FROM anonauth_refresh_spent WHERE session_id = OLD.id;
+  END;

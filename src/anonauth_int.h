@@ -10,10 +10,10 @@
 ** Sections follow the layers, each using only those above it (errors comes
 ** before conn because struct aa_conn holds the error slot):
 **   core: errors, conn, stmtcache, schema, atomic, config, appsql, clock, replicated
-**   helpers: text, json, netaddr, token, opts
+**   helpers: text, json, netaddr, token, opts, jws
 **   records: audit, ratelimit, password
 **   features: anon, sessions, accounts, secrets, codes, merge, http, siteverify, captcha, purge,
-**             profile, authctx
+**             profile, authctx, jwt_keys, jwt, refresh
 **   virtual tables: vtab
 **     (vtab_users.c, vtab_sessions.c and vtab_accounts.c describe their
 **     tables with the aa_vtab_def of vtab.c)
@@ -60,6 +60,7 @@ typedef enum {
   AA_E_PURGE_FAILED,
   AA_E_TRANSACTION_REQUIRED,
   AA_E_WEAK_SECRET,
+  AA_E_JWT_MISCONFIGURED,
   AA_E_COUNT
 } aa_errcode;
 
@@ -162,6 +163,8 @@ struct aa_conn {
   int replicated;
   /* prepared link.merge_sql (merge.c), cleared with the statement cache */
   struct aa_merge_cache *merge;
+  /* parsed signing and verification keys (jwt_keys.c) */
+  struct aa_jwt_cache *jwt;
 };
 
 aa_conn *aa_conn_new(sqlite3 *db);
@@ -270,6 +273,14 @@ typedef enum {
   AA_CFG_VERIFICATION_MAX_ATTEMPTS,
   AA_CFG_RATELIMIT_VERIFICATION_PER_HOUR,
   AA_CFG_RATELIMIT_VERIFICATION_IP_PER_HOUR,
+  AA_CFG_JWT_ALG,
+  AA_CFG_JWT_ISSUER,
+  AA_CFG_JWT_AUDIENCE,
+  AA_CFG_JWT_TTL,
+  AA_CFG_JWT_LEEWAY,
+  AA_CFG_JWT_ACCEPT,
+  AA_CFG_JWT_KEY_SECRET,
+  AA_CFG_SESSION_REUSE_WINDOW,
   AA_CFG_COUNT
 } aa_config_key;
 
@@ -461,6 +472,37 @@ void aa_opts_free(aa_opts *o);
 ** of "is this an integer" for every argument anonauth takes. */
 int aa_value_int64(sqlite3_value *v, int64_t *out);
 int aa_arg_user_id(aa_conn *c, sqlite3_value *v, const char *what, int64_t *out);
+
+/* ------------------------------------------------------------------- jws.c */
+
+/* The JWS algorithms anonauth signs with, in jwt.alg's order. */
+enum { AA_JWS_ES256 = 0, AA_JWS_EDDSA = 1 };
+#define AA_JWS_SIG_BYTES 64 /* Ed25519, and ES256's r || s */
+
+const char *aa_jws_alg_name(int alg);
+/* AA_JWS_* for an algorithm name, -1 for any other (none, HS256 ...). */
+int aa_jws_alg_parse(const char *s, int n);
+/* Appends base64url without padding. */
+void aa_b64url_append(sqlite3_str *out, const unsigned char *p, size_t n);
+/* Strict base64url: no padding, canonical last character, every character
+** consumed. SQLITE_OK or SQLITE_MISMATCH. */
+int aa_b64url_decode(const char *in, size_t n, unsigned char *out, size_t cap, size_t *out_n);
+/* A new key pair; *pub and *priv are sqlite3_malloc'd (wipe *priv). */
+int aa_jws_keygen(int alg, unsigned char **pub, int *pub_n, unsigned char **priv, int *priv_n);
+/* A key parsed once for many signatures or verifications. */
+typedef struct aa_jws_key aa_jws_key;
+/* SQLITE_OK, SQLITE_NOMEM, or SQLITE_ERROR for bytes that are not such a key. */
+int aa_jws_key_load(int alg, int is_private, const unsigned char *bytes, int n,
+                    aa_jws_key **out);
+void aa_jws_key_free(aa_jws_key *k);
+int aa_jws_key_alg(const aa_jws_key *k);
+int aa_jws_sign(const aa_jws_key *k, const unsigned char *msg, size_t n,
+                unsigned char sig[AA_JWS_SIG_BYTES]);
+/* 1 when sig is a valid signature of msg by the public key k; 0 otherwise. */
+int aa_jws_verify(const aa_jws_key *k, const unsigned char *msg, size_t n,
+                  const unsigned char *sig, size_t sig_n);
+/* Appends the key-type members of a public JWK ("kty", "crv", "x"[, "y"]). */
+int aa_jws_public_jwk(int alg, const unsigned char *pub, int pub_n, sqlite3_str *out);
 
 /* ===== records: rows anonauth keeps for itself ============================ */
 
@@ -840,6 +882,41 @@ void aa_fn_anonauth_use(sqlite3_context *ctx, int argc, sqlite3_value **argv);
 void aa_fn_auth_uid(sqlite3_context *ctx, int argc, sqlite3_value **argv);
 void aa_fn_auth_is_anonymous(sqlite3_context *ctx, int argc,
                              sqlite3_value **argv);
+
+/* --------------------------------------------------------------- jwt_keys.c */
+
+#define AA_KID_MAX 32
+
+/* The current signing key, parsed (and opened) once per connection: `key`
+** belongs to the connection's key cache and stays valid until the next
+** anonauth call on the connection. */
+typedef struct {
+  char kid[AA_KID_MAX + 1];
+  int alg;
+  const aa_jws_key *key;
+} aa_jwt_signer;
+
+/* The current key for jwt.alg, made (in an atomic call of its own) when
+** there is none. Call with no statement of ours open, after the schema check
+** and a configuration sync. */
+int aa_jwt_signer_get(aa_conn *c, aa_jwt_signer *s);
+/* A published public key by kid (cached as the signer is): *key NULL when
+** there is none (or no such table in an older schema). Never writes. The
+** configuration is synced on the way. */
+int aa_jwt_key_find(aa_conn *c, const char *kid, const aa_jws_key **key);
+/* Frees the connection's parsed keys (with the connection). */
+void aa_jwt_cache_free(aa_conn *c);
+void aa_fn_jwks(sqlite3_context *ctx, int argc, sqlite3_value **argv);
+void aa_fn_jwt_rotate(sqlite3_context *ctx, int argc, sqlite3_value **argv);
+
+/* -------------------------------------------------------------------- jwt.c */
+
+void aa_fn_session_jwt(sqlite3_context *ctx, int argc, sqlite3_value **argv);
+void aa_fn_jwt_verify(sqlite3_context *ctx, int argc, sqlite3_value **argv);
+
+/* ---------------------------------------------------------------- refresh.c */
+
+void aa_fn_session_refresh(sqlite3_context *ctx, int argc, sqlite3_value **argv);
 
 /* ===== virtual tables ===================================================== */
 

@@ -37,6 +37,8 @@ static const char *const on_conflict_choices[] = {"error", "merge", NULL};
 static const char *const merge_without_sql_choices[] = {"refuse", "drop", NULL};
 static const char *const provider_choices[] = {"none", "turnstile", "hcaptcha",
                                                NULL};
+static const char *const jwt_alg_choices[] = {"ES256", "EdDSA", NULL};
+static const char *const jwt_accept_choices[] = {"key", "ES256", "EdDSA", NULL};
 static const char *const merge_params[] = {":from_user", ":to_user", NULL};
 static const char *const purge_params[] = {":user_id", NULL};
 
@@ -79,6 +81,14 @@ static const key_def keys[AA_CFG_COUNT] = {
     [AA_CFG_VERIFICATION_MAX_ATTEMPTS] = {"verification.max_attempts", K_INT, 5, 1, 100, 0, 0},
     [AA_CFG_RATELIMIT_VERIFICATION_PER_HOUR] = {"ratelimit.verification_per_hour", K_INT, 5, 0, 1000000, 0, 0},
     [AA_CFG_RATELIMIT_VERIFICATION_IP_PER_HOUR] = {"ratelimit.verification_ip_per_hour", K_INT, 30, 0, 1000000, 0, 0},
+    [AA_CFG_JWT_ALG] = {"jwt.alg", K_ENUM, 0, 0, 0, jwt_alg_choices, 0},
+    [AA_CFG_JWT_ISSUER] = {"jwt.issuer", K_TEXT, 0, 0, 0, 0, 0},
+    [AA_CFG_JWT_AUDIENCE] = {"jwt.audience", K_TEXT, 0, 0, 0, 0, 0},
+    [AA_CFG_JWT_TTL] = {"jwt.ttl", K_INT, 3600, 60, 86400, 0, 0},
+    [AA_CFG_JWT_LEEWAY] = {"jwt.leeway", K_INT, 30, 0, 300, 0, 0},
+    [AA_CFG_JWT_ACCEPT] = {"jwt.accept", K_ENUM, 0, 0, 0, jwt_accept_choices, 0},
+    [AA_CFG_JWT_KEY_SECRET] = {"jwt.key_secret", K_SECRET, 0, 0, 0, 0, 0},
+    [AA_CFG_SESSION_REUSE_WINDOW] = {"session.reuse_window", K_INT, 10, 0, 300, 0, 0},
 };
 
 #define TEXT_MAX 255
@@ -162,6 +172,12 @@ static int check_value(aa_conn *c, const key_def *k, const char *s, int n,
                       k->name, TEXT_MAX);
       return SQLITE_OK;
     case K_SECRET:
+      /* A key that encrypts what the database holds must not be stored in it. */
+      if (k == &keys[AA_CFG_JWT_KEY_SECRET] && !(n >= 4 && memcmp(s, "env:", 4) == 0))
+        return aa_err(c, SQLITE_ERROR, AA_E_INVALID_ARGUMENT,
+                      "%s must be env:NAME (a secret kept in the database would protect "
+                      "nothing)",
+                      k->name);
       if (n >= 4 && memcmp(s, "env:", 4) == 0) {
         /* Which variables may be named is checked when set and when used
         ** (captcha.c), not when loading: a value from an older release must

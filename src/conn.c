@@ -28,6 +28,7 @@ void aa_conn_unref(void *p) {
   aa_stmt_cache_clear(c);
   sqlite3_free(c->slots);
   aa_config_cache_free(c);
+  aa_jwt_cache_free(c);
   if (c->http_release != NULL) c->http_release(c->http);
   sqlite3_free(c);
 }

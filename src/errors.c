@@ -34,6 +34,7 @@ static const char *const errcode_names[AA_E_COUNT] = {
     [AA_E_PURGE_FAILED] = "purge_failed",
     [AA_E_TRANSACTION_REQUIRED] = "transaction_required",
     [AA_E_WEAK_SECRET] = "weak_secret",
+    [AA_E_JWT_MISCONFIGURED] = "jwt_misconfigured",
 };
 
 const char *aa_errcode_name(aa_errcode code) {

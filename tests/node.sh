@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs tests/node/*.mjs with Node and better-sqlite3 12 (installed into
-# build/node as tests/readme.sh does) against the real extension: each
+# Runs tests/node/*.mjs with Node, better-sqlite3 12 and jose 5 (installed
+# into build/node as tests/readme.sh does) against the real extension: each
 # script gets a fresh database path and the extension path, prints ok/FAIL
 # lines and "N passed, N failed"; this prints the totals last.
 set -u
@@ -10,11 +10,11 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/anonauth-node.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 passed=0
 failed=0
-if [ ! -d build/node/node_modules/better-sqlite3 ]; then
+if [ ! -d build/node/node_modules/better-sqlite3 ] || [ ! -d build/node/node_modules/jose ]; then
   mkdir -p build/node
   if ! (cd build/node && npm install --no-audit --no-fund --loglevel=error better-sqlite3@12 \
-          > npm-install.log 2>&1); then
-    echo "FAIL - node: npm install better-sqlite3@12 failed; the end of build/node/npm-install.log:"
+          jose@5 > npm-install.log 2>&1); then
+    echo "FAIL - node: npm install better-sqlite3@12 jose@5 failed; the end of build/node/npm-install.log:"
     tail -n 15 build/node/npm-install.log | sed 's/^/    /'
     echo "0 passed, 1 failed"
     exit 1

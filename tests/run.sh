@@ -167,6 +167,7 @@ check "the fake CAPTCHA provider starts" fake_provider_start "$out/provider" "$r
 c_suite build/test/c "" libanonauth.a "$root/anonauth" c
 suite "readme" tests/readme.sh
 suite "node" tests/node.sh
+suite "python" tests/python.sh
 suite "docs" tests/docs.sh
 suite "fake provider tool" tests/fake_provider_cli.sh
 

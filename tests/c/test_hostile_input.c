@@ -143,6 +143,7 @@ static void bind_bad(sqlite3_stmt *st, int pos, const bad_value *v) {
 ** What a call that succeeds must return, as the README documents it:
 ** 'T' a live session token; 'B' 1 or 0; 'b' 1, 0 or NULL; 'U' an integer or
 ** NULL; 'N' an integer >= 0; 'S' text; 'J' a JSON object (text) or NULL;
+** 'R' a live session token or NULL; 'W' a compact JWS (three parts) or NULL;
 ** 'A' anything (config values, clock).
 */
 typedef struct {
@@ -171,6 +172,17 @@ static const char GATE_SETUP[] =
     "anonauth_config('captcha.secret', 'env:ANONAUTH_HOSTILE_TURNSTILE_SECRET'), "
     "anonauth_config('captcha.provider', 'turnstile')";
 #define GATE_OPTS "'{\"captcha\":\"XXXX.DUMMY.TOKEN.XXXX\",\"ip\":\"192.0.2.7\"}'"
+
+static const char JWT_SETUP[] =
+    "SELECT anonauth_config('jwt.issuer', 'https://app.example'), "
+    "anonauth_config('jwt.audience', 'api')";
+/* A valid access token, made once by the setup (so that the calls
+** themselves create nothing). */
+static const char JWT_VERIFY_SETUP[] =
+    "SELECT anonauth_config('jwt.issuer', 'https://app.example'), "
+    "anonauth_config('jwt.audience', 'api');"
+    "CREATE TEMP TABLE IF NOT EXISTS hostile_jwt AS SELECT session_jwt(anon_signin()) AS j";
+#define JWT_OF_TOKEN "(SELECT j FROM temp.hostile_jwt)"
 
 static const function_def functions[] = {
     {"anon_signin", 0, {NULL}, 'T', 0, NULL},
@@ -242,6 +254,13 @@ static const function_def functions[] = {
     /* last: it deletes users (1.0 is user 1) */
     {"user_delete", 1, {"1"}, 'B', 0, "SELECT anonauth_config('purge.user_sql', "
                                       "'DELETE FROM cart WHERE user_id = :user_id')"},
+    {"session_jwt", 1, {"TOKEN"}, 'W', 1, JWT_SETUP},
+    {"session_jwt", 2, {"TOKEN", "'{\"claims\":{\"plan\":\"free\"}}'"}, 'W', 1, JWT_SETUP},
+    {"jwt_verify", 1, {JWT_OF_TOKEN}, 'J', 1, JWT_VERIFY_SETUP},
+    {"jwt_verify", 2, {JWT_OF_TOKEN, "'{\"require_live_session\":true}'"}, 'J', 1, JWT_VERIFY_SETUP},
+    {"anonauth_jwks", 0, {NULL}, 'J', 0, NULL},
+    {"anonauth_jwt_rotate", 0, {NULL}, 'S', 0, NULL},
+    {"session_refresh", 1, {"TOKEN"}, 'R', 1, NULL},
 };
 #define N_FUNCTIONS ((int)(sizeof functions / sizeof functions[0]))
 
@@ -435,6 +454,20 @@ static int documented_result(sqlite3 *db, sqlite3_stmt *st, char kind) {
     case 'U': return type == SQLITE_NULL || (type == SQLITE_INTEGER && v > 0);
     case 'N': return type == SQLITE_INTEGER && v >= 0;
     case 'S': return type == SQLITE_TEXT;
+    case 'R': {
+      char tok[64];
+      if (type == SQLITE_NULL) return 1;
+      if (type != SQLITE_TEXT) return 0;
+      snprintf(tok, sizeof tok, "%s", (const char *)sqlite3_column_text(st, 0));
+      return is_live_token(db, tok);
+    }
+    case 'W': {
+      const char *t = (const char *)sqlite3_column_text(st, 0);
+      const char *d1 = t ? strchr(t, '.') : NULL;
+      const char *d2 = d1 ? strchr(d1 + 1, '.') : NULL;
+      if (type == SQLITE_NULL) return 1;
+      return type == SQLITE_TEXT && d2 != NULL && strchr(d2 + 1, '.') == NULL;
+    }
     case 'J': {
       const char *t = (const char *)sqlite3_column_text(st, 0);
       if (type == SQLITE_NULL) return 1;

@@ -24,12 +24,14 @@ declare -A sources=(
   [siteverify]="src/siteverify.c src/json.c src/text.c"
   [opts]="src/opts.c src/json.c src/text.c src/netaddr.c src/errors.c"
   [token]="src/token.c"
+  [b64url]="src/jws.c"
 )
 declare -A libs=(
   [token]="-lsodium"
+  [b64url]="-lsodium -lcrypto"
 )
 
-for h in siteverify opts token; do
+for h in siteverify opts token b64url; do
   bin="$out/fuzz_$h"
   # shellcheck disable=SC2086
   if ! clang $flags -o "$bin" "tests/fuzz/fuzz_$h.c" ${sources[$h]} ${libs[$h]:-} -lsqlite3 \
