@@ -13,6 +13,8 @@
 #                   LIBDIR, INCLUDEDIR, PKGCONFIGDIR, DESTDIR (make uninstall too)
 #   make fake-provider  build/fake-provider: a local Turnstile/hCaptcha stand-in
 #                   for apps' tests (docs/fake-provider.md)
+#   make dist, npm, wheel, deb   release archives and packages (packaging/packaging.mk)
+#   make test-packages  builds and checks them all (docs/install.md)
 #   make clean
 
 PREFIX   ?= /usr/local
@@ -94,7 +96,7 @@ $(SO): $(OBJ)
 static: $(LIB)
 $(LIB): $(STATIC_OBJ)
 	rm -f $@
-	ar rcs $@ $(STATIC_OBJ)
+	$(AR) rcs $@ $(STATIC_OBJ)
 
 # Installs what is missing, as root or through sudo; otherwise prints the
 # command to run and stops.
@@ -233,6 +235,8 @@ install: $(SO) $(LIB) build/anonauth.pc
 uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/anonauth.so $(DESTDIR)$(LIBDIR)/libanonauth.a \
 	      $(DESTDIR)$(INCLUDEDIR)/anonauth.h $(DESTDIR)$(PKGCONFIGDIR)/anonauth.pc
+
+include packaging/packaging.mk
 
 FORCE:
 
