@@ -45,6 +45,10 @@ build_arch() {
     CFLAGS="-O2 -ffile-prefix-map=$root=." LDFLAGS="-Wl,--build-id=sha1" \
     $out/anonauth.so $out/libanonauth.a
   unset PKG_CONFIG_LIBDIR
+  # What the packages ship: the symbol table and the rest that loading does
+  # not need stripped (Debian's rule for shared objects, and a smaller file).
+  mkdir -p $out/release
+  ${cross}strip --strip-unneeded -o $out/release/anonauth.so $out/anonauth.so
 }
 
 # A .pc file for the archive: paths relative to the .pc file itself
@@ -66,7 +70,7 @@ dist() {
   for a in $ARCHS; do
     build_arch "$a"
     top=anonauth-$VERSION-linux-$a; stage=build/dist/stage; rm -rf "$stage"; mkdir -p "$stage/$top"
-    install -m 0755 "build/arch/$a/anonauth.so" "$stage/$top/anonauth.so"
+    install -m 0755 "build/arch/$a/release/anonauth.so" "$stage/$top/anonauth.so"
     install -m 0644 "build/arch/$a/libanonauth.a" anonauth.h README.md CHANGELOG.md "$stage/$top/"
     [ -f LICENSE ] && install -m 0644 LICENSE "$stage/$top/"
     pc_relative > "$stage/$top/anonauth.pc"; chmod 0644 "$stage/$top/anonauth.pc"; chmod 0755 "$stage/$top"
@@ -84,7 +88,7 @@ npm_pkgs() {
   deps=""
   for a in $ARCHS; do
     build_arch "$a"; names "$a"; d=build/npm/anonauth-linux-$a; mkdir -p "$d"
-    install -m 0755 "build/arch/$a/anonauth.so" "$d/anonauth.so"
+    install -m 0755 "build/arch/$a/release/anonauth.so" "$d/anonauth.so"
     sed -e "s/@version@/$VERSION/g" -e "s/@arch@/$a/g" packaging/npm/platform/package.json.in > "$d/package.json"
     sed -e "s/@version@/$VERSION/g" -e "s/@arch@/$a/g" packaging/npm/platform/README.md.in > "$d/README.md"
     deps="$deps${deps:+,
@@ -102,8 +106,8 @@ wheel() {
     build_arch "$a"; names "$a"; w=build/wheel/src-$a; mkdir -p "$w/anonauth"
     sed "s/@version@/$VERSION/g" packaging/python/anonauth/__init__.py > "$w/anonauth/__init__.py"
     cp packaging/python/setup.py packaging/python/README.md "$w/"
-    install -m 0755 "build/arch/$a/anonauth.so" "$w/anonauth/anonauth.so"
-    (cd "$w" && ANONAUTH_VERSION=$VERSION python3 -B setup.py -q bdist_wheel \
+    install -m 0755 "build/arch/$a/release/anonauth.so" "$w/anonauth/anonauth.so"
+    (cd "$w" && ANONAUTH_VERSION=$VERSION /usr/bin/python3 -B setup.py -q bdist_wheel \
         --plat-name "linux_$machine" --dist-dir .. >build.log 2>&1) \
       || { cat "$w/build.log" >&2; exit 1; }
     rm -rf "$w"
@@ -121,9 +125,11 @@ deb() {
     build_arch "$a"; names "$a"; r=build/deb/root
     # libsqlite3-mod-anonauth
     rm -rf "$r"; mkdir -p "$r/DEBIAN" "$r/usr/lib/$triplet" "$r/usr/share/doc/libsqlite3-mod-anonauth"
-    install -m 0644 "build/arch/$a/anonauth.so" "$r/usr/lib/$triplet/anonauth.so"
-    doc_files "$r/usr/share/doc/libsqlite3-mod-anonauth"
-    shlibs=$(shlibdeps "$a" "build/arch/$a/anonauth.so")
+    install -m 0644 "build/arch/$a/release/anonauth.so" "$r/usr/lib/$triplet/anonauth.so"
+    doc_files "$r/usr/share/doc/libsqlite3-mod-anonauth" libsqlite3-mod-anonauth
+    mkdir -p "$r/usr/share/lintian/overrides"
+    install -m 0644 packaging/debian/lintian-overrides "$r/usr/share/lintian/overrides/libsqlite3-mod-anonauth"
+    shlibs=$(shlibdeps "$a" "build/arch/$a/release/anonauth.so")
     control libsqlite3-mod-anonauth "$debarch" "$shlibs, libsqlite3-0 (>= 3.34)" "$maint" \
       "$r" libs packaging/debian/mod.description > "$r/DEBIAN/control"
     dpkg-deb --root-owner-group -Zxz --build "$r" "build/deb/libsqlite3-mod-anonauth_${VERSION}_$debarch.deb" >/dev/null
@@ -134,7 +140,7 @@ deb() {
     sed -e 's|@prefix@|/usr|' -e "s|@libdir@|\${prefix}/lib/$triplet|" -e 's|@includedir@|${prefix}/include|' \
         -e "s|@version@|$VERSION|" anonauth.pc.in > "$r/usr/lib/$triplet/pkgconfig/anonauth.pc"
     chmod 0644 "$r/usr/lib/$triplet/pkgconfig/anonauth.pc"
-    doc_files "$r/usr/share/doc/libanonauth-dev"
+    doc_files "$r/usr/share/doc/libanonauth-dev" libanonauth-dev
     control libanonauth-dev "$debarch" "libsqlite3-dev (>= 3.34), libsodium-dev, libcurl4-openssl-dev | libcurl-dev" \
       "$maint" "$r" libdevel packaging/debian/dev.description > "$r/DEBIAN/control"
     dpkg-deb --root-owner-group -Zxz --build "$r" "build/deb/libanonauth-dev_${VERSION}_$debarch.deb" >/dev/null
@@ -143,9 +149,18 @@ deb() {
   ls build/deb/*.deb
 }
 
-doc_files() { # the changelog, compressed as Debian Policy asks, with a fixed time
+# The version is native (no Debian revision: these packages are built by the
+# project itself), so /usr/share/doc/<package>/changelog.gz is in Debian's
+# format: one entry for this version, dated SOURCE_DATE_EPOCH, pointing at
+# CHANGELOG.md for the changes.
+doc_files() { # dir, package
   install -d -m 0755 "$1"
-  gzip -9 -n -c CHANGELOG.md > "$1/changelog.gz"; chmod 0644 "$1/changelog.gz"
+  maint=$(sed -n 's/^Maintainer: //p' packaging/debian/maintainer)
+  { printf 'anonauth (%s) unstable; urgency=medium\n\n' "$VERSION"
+    printf '  * anonauth %s, built by packaging/build.sh deb; the changes are in\n' "$VERSION"
+    printf "    the project's CHANGELOG.md.\n\n"
+    printf ' -- %s  %s\n' "$maint" "$(LC_ALL=C date -u -R -d "@$SOURCE_DATE_EPOCH")"
+  } | gzip -9 -n > "$1/changelog.gz"; chmod 0644 "$1/changelog.gz"
   [ -f LICENSE ] && install -m 0644 LICENSE "$1/copyright"
   find "$1" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
 }

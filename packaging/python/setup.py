@@ -5,15 +5,17 @@
 # tag build.sh passes with --plat-name (linux_x86_64, linux_aarch64; not
 # manylinux: the .so is built on Debian 12 against its libraries).
 import os
-from setuptools import setup
+from setuptools import Distribution, setup
 from wheel.bdist_wheel import bdist_wheel
 
 
-class PlatformWheel(bdist_wheel):
-    def finalize_options(self):
-        super().finalize_options()
-        self.root_is_pure = False
+class BinaryDistribution(Distribution):
+    """Has a platform binary: installed into platlib, not purelib."""
+    def has_ext_modules(self):
+        return True
 
+
+class PlatformWheel(bdist_wheel):
     def get_tag(self):
         return "py3", "none", self.plat_name.replace("-", "_").replace(".", "_")
 
@@ -32,5 +34,6 @@ setup(
     package_data={"anonauth": ["anonauth.so"]},
     python_requires=">=3.7",
     zip_safe=False,
+    distclass=BinaryDistribution,
     cmdclass={"bdist_wheel": PlatformWheel},
 )
