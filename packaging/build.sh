@@ -41,14 +41,20 @@ build_arch() {
   else
     set -- CC=gcc AR=ar
   fi
+  # Debian's hardening flags (dpkg-buildflags' defaults, with bindnow).
   $MAKE -s --no-print-directory "$@" BUILD=$out SO=$out/anonauth.so LIB=$out/libanonauth.a \
-    CFLAGS="-O2 -ffile-prefix-map=$root=." LDFLAGS="-Wl,--build-id=sha1" \
+    CFLAGS="-O2 -ffile-prefix-map=$root=. -fstack-protector-strong -fstack-clash-protection -D_FORTIFY_SOURCE=2" \
+    LDFLAGS="-Wl,--build-id=sha1 -Wl,-z,relro -Wl,-z,now" \
     $out/anonauth.so $out/libanonauth.a
   unset PKG_CONFIG_LIBDIR
-  # What the packages ship: the symbol table and the rest that loading does
-  # not need stripped (Debian's rule for shared objects, and a smaller file).
+  # What the packages ship, stripped as Debian's dh_strip does: the .so of
+  # everything loading does not need, the .a of debug info; both of the
+  # compiler's .comment and .note sections (the build-id note stays).
   mkdir -p $out/release
-  ${cross}strip --strip-unneeded -o $out/release/anonauth.so $out/anonauth.so
+  ${cross}strip --strip-unneeded --remove-section=.comment --remove-section=.note \
+    -o $out/release/anonauth.so $out/anonauth.so
+  ${cross}strip --strip-debug --remove-section=.comment --remove-section=.note --enable-deterministic-archives \
+    -o $out/release/libanonauth.a $out/libanonauth.a
 }
 
 # A .pc file for the archive: paths relative to the .pc file itself
@@ -71,7 +77,7 @@ dist() {
     build_arch "$a"
     top=anonauth-$VERSION-linux-$a; stage=build/dist/stage; rm -rf "$stage"; mkdir -p "$stage/$top"
     install -m 0755 "build/arch/$a/release/anonauth.so" "$stage/$top/anonauth.so"
-    install -m 0644 "build/arch/$a/libanonauth.a" anonauth.h README.md CHANGELOG.md "$stage/$top/"
+    install -m 0644 "build/arch/$a/release/libanonauth.a" anonauth.h README.md CHANGELOG.md "$stage/$top/"
     [ -f LICENSE ] && install -m 0644 LICENSE "$stage/$top/"
     pc_relative > "$stage/$top/anonauth.pc"; chmod 0644 "$stage/$top/anonauth.pc"; chmod 0755 "$stage/$top"
     tar_gz "$stage" "$top" "build/dist/$top.tar.gz"
@@ -132,10 +138,11 @@ deb() {
     shlibs=$(shlibdeps "$a" "build/arch/$a/release/anonauth.so")
     control libsqlite3-mod-anonauth "$debarch" "$shlibs, libsqlite3-0 (>= 3.34)" "$maint" \
       "$r" libs packaging/debian/mod.description > "$r/DEBIAN/control"
+    md5sums "$r"
     dpkg-deb --root-owner-group -Zxz --build "$r" "build/deb/libsqlite3-mod-anonauth_${VERSION}_$debarch.deb" >/dev/null
     # libanonauth-dev
     rm -rf "$r"; mkdir -p "$r/DEBIAN" "$r/usr/lib/$triplet/pkgconfig" "$r/usr/include" "$r/usr/share/doc/libanonauth-dev"
-    install -m 0644 "build/arch/$a/libanonauth.a" "$r/usr/lib/$triplet/libanonauth.a"
+    install -m 0644 "build/arch/$a/release/libanonauth.a" "$r/usr/lib/$triplet/libanonauth.a"
     install -m 0644 anonauth.h "$r/usr/include/anonauth.h"
     sed -e 's|@prefix@|/usr|' -e "s|@libdir@|\${prefix}/lib/$triplet|" -e 's|@includedir@|${prefix}/include|' \
         -e "s|@version@|$VERSION|" anonauth.pc.in > "$r/usr/lib/$triplet/pkgconfig/anonauth.pc"
@@ -143,6 +150,7 @@ deb() {
     doc_files "$r/usr/share/doc/libanonauth-dev" libanonauth-dev
     control libanonauth-dev "$debarch" "libsqlite3-dev (>= 3.34), libsodium-dev, libcurl4-openssl-dev | libcurl-dev" \
       "$maint" "$r" libdevel packaging/debian/dev.description > "$r/DEBIAN/control"
+    md5sums "$r"
     dpkg-deb --root-owner-group -Zxz --build "$r" "build/deb/libanonauth-dev_${VERSION}_$debarch.deb" >/dev/null
     rm -rf "$r"
   done
@@ -163,6 +171,11 @@ doc_files() { # dir, package
   } | gzip -9 -n > "$1/changelog.gz"; chmod 0644 "$1/changelog.gz"
   [ -f LICENSE ] && install -m 0644 LICENSE "$1/copyright"
   find "$1" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
+}
+
+md5sums() { # root: DEBIAN/md5sums, as dh_md5sums writes it
+  (cd "$1" && find usr -type f | LC_ALL=C sort | xargs md5sum) > "$1/DEBIAN/md5sums"
+  chmod 0644 "$1/DEBIAN/md5sums"
 }
 
 # dpkg-shlibdeps wants a source tree: a throw-away debian/control is enough.

@@ -48,7 +48,7 @@ build_copy() { # dir
 }
 same_bytes() { # dir1 dir2
   for f in "$1"/build/arch/*/anonauth.so "$1"/build/arch/*/release/anonauth.so \
-           "$1"/build/arch/*/libanonauth.a "$1"/build/dist/*; do
+           "$1"/build/arch/*/libanonauth.a "$1"/build/arch/*/release/libanonauth.a "$1"/build/dist/*; do
     g=$2/${f#"$1"/}; cmp "$f" "$g" || return 1
   done
 }
@@ -196,16 +196,17 @@ check "deb: arm64 packages name the aarch64 directory" \
   sh -c "dpkg-deb -c build/deb/libsqlite3-mod-anonauth_${VERSION}_arm64.deb | grep -q ' ./usr/lib/aarch64-linux-gnu/anonauth.so$' && dpkg-deb -c build/deb/libanonauth-dev_${VERSION}_arm64.deb | grep -q ' ./usr/lib/aarch64-linux-gnu/pkgconfig/anonauth.pc$'"
 check "deb: owner root/root in every package" \
   sh -c "for d in build/deb/*.deb; do dpkg-deb -c \$d | awk '\$2 != \"root/root\" { print; bad = 1 } END { exit bad }' || exit 1; done"
-# Errors fail the check, except no-copyright-file while the project states no
-# license (there is nothing to put in debian/copyright); everything is listed.
+# Errors and warnings fail the check, except no-copyright-file while the
+# project states no license (there is nothing to put in debian/copyright);
+# everything lintian says is listed.
 echo "# lintian"
 known=; [ -f LICENSE ] || known=no-copyright-file
 for d in build/deb/*.deb; do
   out=$(lintian --tag-display-limit 0 "$d" 2>&1 | grep -v 'running with root privileges')
   printf '%s\n' "$out" | grep . | sed 's/^/#   /'
-  errors=$(printf '%s\n' "$out" | grep '^E: ' | grep -v ": ${known:-none}\$")
-  if [ -n "$errors" ]; then fail "deb: lintian $(basename "$d"): errors"
-  else ok "deb: lintian $(basename "$d"): no errors${known:+ (but $known: no license yet)}"; fi
+  errors=$(printf '%s\n' "$out" | grep '^[EW]: ' | grep -v ": ${known:-none}\$")
+  if [ -n "$errors" ]; then fail "deb: lintian $(basename "$d"): errors or warnings"
+  else ok "deb: lintian $(basename "$d"): no errors or warnings${known:+ (but $known: no license yet)}"; fi
 done
 
 # A fresh Debian 12 root: the cached minbase root of shared/tools/fresh-debian-check
