@@ -130,7 +130,7 @@ check "npm: npm install of the tarballs and better-sqlite3@12 in a scratch proje
   sh -c "cd '$n' && npm install --no-audit --no-fund --loglevel=error"
 check "npm: the installed packages' versions are anonauth.h's ($VERSION)" \
   sh -c "cd '$n' && node -e 'for (const p of [\"anonauth\", \"anonauth-linux-x64\"]) if (require(p + \"/package.json\").version !== \"$VERSION\") process.exit(1)'"
-check "npm: only the platform package that fits is installed (os/cpu)" \
+check "npm: only the platform package that fits is installed (os/cpu/libc)" \
   sh -c "cd '$n' && [ -f node_modules/anonauth-linux-x64/anonauth.so ] && [ ! -e node_modules/anonauth-linux-arm64 ]"
 { echo "import { load } from 'anonauth';"; snippets node | sed "s|db.loadExtension('./anonauth');|load(db);|"; } > "$n/snippet.mjs"
 check "npm: the README's Node snippet uses load(db)" grep -q '^load(db);' "$n/snippet.mjs"
