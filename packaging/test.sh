@@ -145,6 +145,23 @@ if (!refused) throw new Error('load({}) did not throw a TypeError');
 JS
 check "npm: require('anonauth') (CommonJS): getLoadablePath() is in node_modules, load({}) is refused" \
   sh -c "cd '$n' && node paths.cjs"
+# node:sqlite needs Node 22.5 (Node 20 here): its calling sequence, on a stand-in
+# with DatabaseSync's two methods.
+cat > "$n/nodesqlite.cjs" <<'JS'
+const { load, getLoadablePath } = require('anonauth');
+const calls = [];
+load({ enableLoadExtension: (b) => calls.push(['enable', b]), loadExtension: (p) => calls.push(['load', p]) });
+const want = JSON.stringify([['enable', true], ['load', getLoadablePath()], ['enable', false]]);
+if (JSON.stringify(calls) !== want) throw new Error('calls ' + JSON.stringify(calls));
+let msg = '';
+try {
+  load({ enableLoadExtension: () => { throw new Error('Cannot enable extension loading because it was disabled at database creation.'); },
+         loadExtension: () => { throw new Error('not reached'); } });
+} catch (e) { msg = e.message; }
+if (!msg.includes('allowExtension: true')) throw new Error('message ' + msg);
+JS
+check "npm: load(db) on a node:sqlite-like db: enable, load, disable; without allowExtension it says to set it" \
+  sh -c "cd '$n' && node nodesqlite.cjs"
 cat > "$n/typed.ts" <<'TS'
 import Database from 'better-sqlite3';
 import { load, getLoadablePath } from 'anonauth';
