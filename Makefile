@@ -13,6 +13,8 @@
 #                   LIBDIR, INCLUDEDIR, PKGCONFIGDIR, DESTDIR (make uninstall too)
 #   make fake-provider  build/fake-provider: a local Turnstile/hCaptcha stand-in
 #                   for apps' tests (docs/fake-provider.md)
+#   make dist, npm, wheel, deb   release archives and packages (packaging/packaging.mk)
+#   make test-packages  builds and checks them all (docs/install.md)
 #   make clean
 
 PREFIX   ?= /usr/local
@@ -95,7 +97,7 @@ $(SO): $(OBJ)
 static: $(LIB)
 $(LIB): $(STATIC_OBJ)
 	rm -f $@
-	ar rcs $@ $(STATIC_OBJ)
+	$(AR) rcs $@ $(STATIC_OBJ)
 
 # Installs what is missing, as root or through sudo; otherwise prints the
 # command to run and stops. A package counts only in this machine's own
@@ -238,6 +240,8 @@ install: $(SO) $(LIB) build/anonauth.pc
 uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/anonauth.so $(DESTDIR)$(LIBDIR)/libanonauth.a \
 	      $(DESTDIR)$(INCLUDEDIR)/anonauth.h $(DESTDIR)$(PKGCONFIGDIR)/anonauth.pc
+
+include packaging/packaging.mk
 
 FORCE:
 

@@ -166,7 +166,8 @@ report(not dup, "no code has two rows in docs/errors.md", [f"twice: {x}" for x i
 
 # ---- 4. make targets --------------------------------------------------------
 targets = set()
-for line in read("Makefile").split("\n"):
+makefiles = ["Makefile"] + re.findall(r"^include\s+(\S+)$", read("Makefile"), re.M)
+for line in "\n".join(read(f) for f in makefiles).split("\n"):
     m = re.match(r"^([A-Za-z0-9_.-]+(?:\s+[A-Za-z0-9_.-]+)*)\s*:(?!=)", line)
     if m:
         targets.update(m.group(1).split())
