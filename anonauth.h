@@ -17,8 +17,8 @@
 /* The release, as anonauth_version() reports it in SQL, and as a number
 ** (major * 1000000 + minor * 1000 + patch) for comparisons in C. The
 ** Makefile reads ANONAUTH_VERSION from here for anonauth.pc. */
-#define ANONAUTH_VERSION        "0.1.0"
-#define ANONAUTH_VERSION_NUMBER 1000
+#define ANONAUTH_VERSION        "0.2.0"
+#define ANONAUTH_VERSION_NUMBER 2000
 
 #ifdef __cplusplus
 extern "C" {
