@@ -148,7 +148,7 @@ deb() {
         -e "s|@version@|$VERSION|" anonauth.pc.in > "$r/usr/lib/$triplet/pkgconfig/anonauth.pc"
     chmod 0644 "$r/usr/lib/$triplet/pkgconfig/anonauth.pc"
     doc_files "$r/usr/share/doc/libanonauth-dev" libanonauth-dev
-    control libanonauth-dev "$debarch" "libsqlite3-dev (>= 3.34), libsodium-dev, libcurl4-openssl-dev | libcurl-dev" \
+    control libanonauth-dev "$debarch" "libsqlite3-dev (>= 3.34), libsodium-dev, libcurl4-openssl-dev | libcurl-dev, libssl-dev" \
       "$maint" "$r" libdevel packaging/debian/dev.description > "$r/DEBIAN/control"
     md5sums "$r"
     dpkg-deb --root-owner-group -Zxz --build "$r" "build/deb/libanonauth-dev_${VERSION}_$debarch.deb" >/dev/null

@@ -10,7 +10,7 @@
 # ARCHS="x64" limits them to one platform.
 
 DEB_PACKAGING := gcc-aarch64-linux-gnu libc6-dev-arm64-cross binutils-aarch64-linux-gnu \
-                 libsqlite3-dev:arm64 libsodium-dev:arm64 libcurl4-openssl-dev:arm64 \
+                 libsqlite3-dev:arm64 libsodium-dev:arm64 libcurl4-openssl-dev:arm64 libssl-dev:arm64 \
                  libreadline8:arm64 qemu-user-static lintian python3-venv python3-wheel \
                  python3-setuptools dpkg-dev debootstrap gzip tar g++ $(DEB_NODE)
 

@@ -275,7 +275,7 @@ int main(void) {
   return ok ? 0 : 3;
 }
 C
-cc app.c \$(pkg-config --cflags anonauth) \$(pkg-config --libs anonauth sqlite3 libsodium libcurl) -lpthread -o app
+cc app.c \$(pkg-config --cflags anonauth) \$(pkg-config --libs anonauth sqlite3 libsodium libcurl libcrypto) -lpthread -o app
 ./app
 echo "libanonauth-dev: a program linked through pkg-config runs: ok"
 SH
