@@ -109,12 +109,16 @@ static const char *const app_sql_functions[] = {
 /* 1 when the P4 text of a function-calling opcode, "name(nargs)", names a
 ** function app SQL may call; the name is copied to name (for messages). */
 static int function_allowed(const char *p4, char *name, int name_cap) {
-  const char *paren = p4 ? strrchr(p4, '(') : NULL;
-  int n = paren ? (int)(paren - p4) : (p4 ? (int)strlen(p4) : 0);
+  const char *paren;
+  int n;
+  name[0] = 0;
+  if (p4 == NULL) return 0;
+  paren = strrchr(p4, '(');
+  n = paren ? (int)(paren - p4) : (int)strlen(p4);
   if (n >= name_cap) n = name_cap - 1;
   if (n > 0) memcpy(name, p4, (size_t)n);
   name[n < 0 ? 0 : n] = 0;
-  if (paren == NULL || n == 0) return 0;
+  if (paren == NULL || n <= 0) return 0;
   for (int i = 0; app_sql_functions[i]; i++) {
     if ((int)strlen(app_sql_functions[i]) == n &&
         sqlite3_strnicmp(app_sql_functions[i], p4, n) == 0)
