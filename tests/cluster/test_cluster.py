@@ -138,6 +138,15 @@ def scenario_story():
               "story: the linked session belongs to the same user")
         check(c.value("SELECT user_is_anonymous(?)", [uid]) == 0,
               "story: the user is no longer anonymous")
+
+        # An access token minted on this leader must verify after a failover:
+        # the signing keys replicate with the database.
+        c.in_transaction("SELECT anonauth_config('jwt.issuer', 'https://shop.example'), "
+                         "anonauth_config('jwt.audience', 'shop-api')", [])
+        jwt = c.in_transaction("SELECT session_jwt(?)", [token])[0][0]
+        check(isinstance(jwt, str) and jwt.count(".") == 2,
+              "story: session_jwt() mints an access token through the cluster")
+        jwks = c.value("SELECT anonauth_jwks()")
         c.close()
 
         for node in cl.nodes:
@@ -163,6 +172,10 @@ def scenario_story():
                   "story: the account is still linked on the new leader")
             check(c.value("SELECT user_is_anonymous(?)", [uid]) == 0,
                   "story: and the user is still a normal user")
+            check(c.value("SELECT json_extract(jwt_verify(?), '$.sub')", [jwt]) == str(uid),
+                  "story: the access token minted on the old leader verifies on the new one")
+            check(c.value("SELECT anonauth_jwks()") == jwks,
+                  "story: the new leader publishes the same keys (JWKS)")
             users, _, audits, orphans = db_invariants(c)
             check((users, audits, orphans) == (1, 1, 0),
                   "story: one user and one sign-in audit row, nothing more")
