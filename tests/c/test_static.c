@@ -17,7 +17,7 @@ int main(void) {
   REQUIRE(sqlite3_open(path, &a) == SQLITE_OK, "first connection opens");
   REQUIRE(sqlite3_open(path, &b) == SQLITE_OK, "second connection opens");
   CHECK(harness_text(a, "SELECT anonauth_version()", buf, sizeof buf) == SQLITE_OK &&
-            strcmp(buf, "0.1.0") == 0,
+            strcmp(buf, ANONAUTH_VERSION) == 0,
         "the static build registers anonauth_version()");
   CHECK(harness_text(a, "SELECT anon_signin() IS NOT NULL", buf, sizeof buf) == SQLITE_OK &&
             strcmp(buf, "1") == 0,
