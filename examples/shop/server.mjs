@@ -136,6 +136,10 @@ async function handle(req, res) {
           .get(token, f.get('email'), f.get('current'), f.get('password')).t;
         setCookie(res, token); return redirect(res, '/account');
       }
+      if (url.pathname === '/operator/purge' && isOperator(req)) {
+        const n = db.prepare('SELECT anon_purge() AS n').get().n;
+        return page(res, 'Operator', `<p>Purged: ${esc(n)}</p><p><a href="/operator">Back</a></p>`, user);
+      }
       if (url.pathname === '/account/delete') {
         db.prepare('SELECT user_delete(?)').get(user.id); setCookie(res, null); return redirect(res, '/');
       }
@@ -170,7 +174,20 @@ async function handle(req, res) {
       <label>New <input name=password type=password></label><button>Change password</button></form>
       <form method=post action=/account/delete><button>Delete account</button></form>`, user);
   }
+  if (url.pathname === '/operator' && isOperator(req)) {
+    const users = db.prepare('SELECT id, created_at FROM anon_users WHERE is_anonymous = 1 ORDER BY id').all();
+    const sess = db.prepare("SELECT id, user_id, status, ip FROM anon_sessions ORDER BY id").all();
+    return page(res, 'Operator', `<h2>Anonymous users (${users.length})</h2><ul>${users.map(u => `<li>user ${u.id}</li>`).join('')}</ul>
+      <h2>Sessions (${sess.length})</h2><ul>${sess.map(x => `<li>session ${x.id} user ${x.user_id} ${esc(x.status)} ${esc(x.ip)}</li>`).join('')}</ul>
+      <form method=post action=/operator/purge><button>Purge idle anonymous users</button></form>`, user);
+  }
   res.writeHead(404); res.end('not found');
+}
+// The operator page: from 127.0.0.1, or with SHOP_ADMIN_SECRET in the X-Admin-Secret header.
+function isOperator(req) {
+  const secret = process.env.SHOP_ADMIN_SECRET;
+  if (secret && req.headers['x-admin-secret'] === secret) return true;
+  return ['127.0.0.1', '::ffff:127.0.0.1'].includes(req.socket.remoteAddress);
 }
 
 http.createServer((req, res) => handle(req, res).catch(e => { console.error('error: internal'); res.writeHead(500); res.end(); }))

@@ -42,6 +42,8 @@ try {
   check('old password refused', (await req({}, '/signin', { email, password: pw })).text.includes('do not match'));
   await req(a, '/account/delete', {});
   check('account deleted with its cart rows', db.prepare('SELECT count(*) n FROM cart').get().n === 0 && db.prepare("SELECT count(*) n FROM anonauth_users WHERE is_anonymous = 0").get().n === 0);
+  check('operator page lists sessions', /Sessions \(\d+\)/.test((await req({}, '/operator')).text));
+  check('operator purge runs', /Purged: /.test((await req({}, '/operator/purge', {})).text));
   const tok = /anonauth_sess_[A-Za-z0-9_-]{20,}/;
   check('no token in any page', !tok.test(html)); check('no token in the server log', !tok.test(log));
 } catch (e) { check(`story ran (${e.message})`, false); }
