@@ -73,7 +73,7 @@ DEB_PACKAGES ?= $(DEB_BUILD) $(DEB_TEST)
 # libdqlite 1.11 with libraft, and go-dqlite's `dqlite` shell.
 DEB_CLUSTER := libdqlite-dev libraft-dev go-dqlite
 
-.PHONY: all static deps demo test test-sql test-c print-test-cflags print-test-libs stress bench lint \
+.PHONY: example shop-screenshots all static deps demo test test-sql test-c print-test-cflags print-test-libs stress bench lint \
         coverage fuzz install uninstall clean FORCE \
         cluster cluster-deps cluster-demo fake-provider
 
@@ -247,3 +247,11 @@ FORCE:
 
 clean:
 	rm -rf build anonauth.so libanonauth.a
+
+# The shop example (docs/web-app.md) on 127.0.0.1 with the fake CAPTCHA provider.
+example: all fake-provider
+	bash examples/shop/run.sh
+
+# Small PNGs of the shop's main pages for docs/web-app.md (800×600, from the browser test).
+shop-screenshots: all fake-provider
+	SHOP_SCREENSHOTS=docs/img bash tests/shop.sh

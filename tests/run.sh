@@ -169,6 +169,7 @@ suite "readme" tests/readme.sh
 suite "node" tests/node.sh
 suite "python" tests/python.sh
 suite "docs" tests/docs.sh
+suite "shop" tests/shop.sh
 suite "fake provider tool" tests/fake_provider_cli.sh
 
 # The demo runs to its end without an error.

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The shop example's story over HTTP, then in headless Chromium, against the real extension and
+# the fake provider. SHOP_SCREENSHOTS=DIR sets where the browser run saves its PNGs (build/shop).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+make -s all fake-provider >/dev/null || exit 1
+make -s deps DEB_PACKAGES=chromium >/dev/null || exit 1
+(cd examples/shop && { [ -d node_modules/playwright-core ] || npm install --no-audit --no-fund >/dev/null; }) || exit 1
+tmp=$(mktemp -d); trap 'kill "$fp" 2>/dev/null; rm -rf "$tmp"' EXIT
+build/fake-provider --port 0 --port-file "$tmp/port" >/dev/null 2>&1 & fp=$!
+for _ in $(seq 50); do [ -s "$tmp/port" ] && break; sleep 0.1; done
+fport=$(cut -d' ' -f1 "$tmp/port")
+rc=0
+node examples/shop/test/http.mjs "$fport" $(( 20000 + RANDOM % 10000 )) "$tmp/shop.db" || rc=1
+node examples/shop/test/e2e.mjs "$fport" $(( 30000 + RANDOM % 10000 )) "$tmp/e2e.db" "${SHOP_SCREENSHOTS:-build/shop}" || rc=1
+exit $rc
