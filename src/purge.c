@@ -16,11 +16,17 @@
 **
 ** One call is one atomic unit and removes at most purge.batch users, so a
 ** purge never holds the write lock for long: callers loop until it returns
-** 0. The other deletions are complete in every call; they run on indexes
-** (schema step 3) so they cost what they delete, not the table size. The
-** stale-session index is on last_seen_at alone: a session is only touched
-** while it is live, so it died no earlier than its last_seen_at, and
-** "died before the cutoff" implies "last seen before the cutoff".
+** 0. The other deletions run in every call, and cost what they delete, not
+** the table size, without an index of their own (schema step 6 dropped the
+** two that every sign-in wrote): sessions and audit rows get ids that grow
+** with time, so the old ones are a prefix of their table. A session is only
+** touched while it is live, so one that died before the cutoff was also
+** created before it: the purge reads sessions from the oldest up to the
+** first one created at or after the cutoff, and deletes the dead among
+** them (the ones read and kept are the old sessions still alive). Audit
+** rows go from the oldest up to the first one young enough to stay. Should
+** the clock step backwards, a row written after the step waits for the rows
+** before it: it goes late, never early.
 */
 #include "anonauth_int.h"
 
@@ -80,10 +86,17 @@ static const char SQL_STALE_USERS[] =
 ** ?2 is session.max_age, ?3 session.idle_timeout. */
 static const char SQL_STALE_SESSIONS[] =
     "DELETE FROM main.anonauth_sessions "
-    "WHERE last_seen_at < ?1 AND (revoked_at < ?1 "
+    "WHERE id < coalesce((SELECT id FROM main.anonauth_sessions WHERE created_at >= ?1 "
+    "                     ORDER BY id LIMIT 1), "
+    "                    (SELECT max(id) + 1 FROM main.anonauth_sessions)) "
+    "  AND last_seen_at < ?1 AND (revoked_at < ?1 "
     "  OR NOT " AA_SESSION_UNEXPIRED_SQL("", ">=", "?1", "?2", "?3") ")";
 
-static const char SQL_OLD_AUDIT[] = "DELETE FROM main.anonauth_audit WHERE at < ?1";
+static const char SQL_OLD_AUDIT[] =
+    "DELETE FROM main.anonauth_audit "
+    "WHERE id < coalesce((SELECT id FROM main.anonauth_audit WHERE at >= ?1 "
+    "                     ORDER BY id LIMIT 1), "
+    "                    (SELECT max(id) + 1 FROM main.anonauth_audit))";
 
 /* One-time codes past their expiry (src/codes.c); a used or exhausted code
 ** is deleted when it dies. */

@@ -132,7 +132,17 @@ static int set_version(aa_conn *c, int version) {
   return rc;
 }
 
-static int apply_steps(aa_conn *c) {
+/* Step 6 only drops two indexes that nothing needs any more. SQLite
+** refuses DROP INDEX (SQLITE_LOCKED) while another statement reads the
+** database, and by then it has changed the schema, so that even rolling
+** the step back aborts the caller's statement. It runs only where no
+** statement can be reading: no transaction open at all when the call began
+** (a bare call in autocommit mode). Elsewhere the database stays at version
+** 5, which this code reads and writes the same, and the step waits for a
+** later connection's first call. */
+#define STEP_DROPS_ONLY 6
+
+static int apply_steps(aa_conn *c, int may_drop) {
   int version;
   int rc = read_version(c, &version);
   if (rc != SQLITE_OK) return rc;
@@ -140,6 +150,7 @@ static int apply_steps(aa_conn *c) {
   if (version < 0) return aa_err(c, SQLITE_CORRUPT, AA_E_STORAGE, "invalid schema version");
   for (int step = version + 1; step <= AA_SCHEMA_VERSION; step++) {
     char *err = NULL;
+    if (step == STEP_DROPS_ONLY && !may_drop) return SQLITE_OK;
     rc = sqlite3_exec(c->db, aa_schema_steps[step - 1], NULL, NULL, &err);
     if (rc != SQLITE_OK) {
       /* A stale snapshot is told apart from a lock (see atomic.c). */
@@ -171,7 +182,7 @@ int aa_schema_begin_create(aa_conn *c) {
 }
 
 int aa_schema_ensure(aa_conn *c) {
-  int version;
+  int version, may_drop;
   int rc = aa_schema_names_check(c);
   if (rc != SQLITE_OK) return rc;
   if (c->schema_ready) return SQLITE_OK;
@@ -183,14 +194,15 @@ int aa_schema_ensure(aa_conn *c) {
   }
   if (version > AA_SCHEMA_VERSION) return too_new(c, version);
 
+  may_drop = sqlite3_txn_state(c->db, NULL) == SQLITE_TXN_NONE;
   if (aa_caller_is_writing(c)) {
     /* Inside the caller's writing statement neither BEGIN nor SAVEPOINT is
     ** allowed; the steps join it and are safe to repeat if it fails. */
-    rc = apply_steps(c);
+    rc = apply_steps(c, may_drop);
   } else if (sqlite3_get_autocommit(c->db)) {
     rc = sqlite3_exec(c->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
     if (rc != SQLITE_OK) return aa_err_storage(c, rc);
-    rc = apply_steps(c);
+    rc = apply_steps(c, may_drop);
     if (rc == SQLITE_OK) {
       rc = sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL);
       if (rc != SQLITE_OK) rc = aa_err_storage(c, rc);
@@ -200,7 +212,7 @@ int aa_schema_ensure(aa_conn *c) {
   } else {
     rc = sqlite3_exec(c->db, "SAVEPOINT anonauth_schema", NULL, NULL, NULL);
     if (rc != SQLITE_OK) return aa_err_storage(c, rc);
-    rc = apply_steps(c);
+    rc = apply_steps(c, may_drop);
     if (rc != SQLITE_OK)
       sqlite3_exec(c->db, "ROLLBACK TO anonauth_schema", NULL, NULL, NULL);
     sqlite3_exec(c->db, "RELEASE anonauth_schema", NULL, NULL, NULL);
