@@ -93,7 +93,7 @@ void aa_fn_anon_signin(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     rc = aa_captcha_gate(c, &opts, "anon_signin");
     call.gate_passed = 1;
   } else {
-    rc = aa_atomic(c, signin_body, &call);
+    rc = aa_atomic_direct(c, signin_body, &call, &c->signin_prepared);
     if (rc != SQLITE_OK && call.need_gate) {
       aa_err_clear(c);
       call.need_gate = 0;
@@ -101,7 +101,8 @@ void aa_fn_anon_signin(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
       rc = aa_captcha_gate(c, &opts, "anon_signin");
     }
   }
-  if (rc == SQLITE_OK && call.gate_passed) rc = aa_atomic(c, signin_body, &call);
+  if (rc == SQLITE_OK && call.gate_passed)
+    rc = aa_atomic_direct(c, signin_body, &call, &c->signin_prepared);
   aa_opts_free(&opts);
   if (rc == SQLITE_OK) rc = aa_err_deferred(c); /* refused, refusal recorded */
   if (rc != SQLITE_OK) {

@@ -128,6 +128,8 @@ struct aa_conn {
   unsigned names_main_dv, names_temp_dv; /* SQLITE_FCNTL_DATA_VERSION */
   int names_n_db;
   int names_in_write; /* checked inside a write transaction */
+  int own_tables_triggered; /* a trigger someone else made fires on a table
+                               aa_atomic_direct() bodies write */
   const char *name_probe; /* the table a probe prepares, while it does */
   int name_probe_hit;     /* its xBestIndex ran: the name reaches ours */
 
@@ -145,6 +147,7 @@ struct aa_conn {
 
   /* atomic call in progress (atomic.c) */
   int in_atomic;
+  int signin_prepared; /* anon_signin's statements are prepared (anon.c) */
   int (*atomic_body)(aa_conn *, void *);
   void *atomic_arg;
   int atomic_rc;
@@ -236,6 +239,16 @@ int aa_atomic(aa_conn *c, int (*body)(aa_conn *, void *), void *arg);
 ** taking the write lock through the busy handler as BEGIN IMMEDIATE would.
 */
 int aa_atomic_begin(aa_conn *c);
+/*
+** The same guarantee, without a statement journal inside the caller's
+** transaction, for a body that does everything that can fail before its
+** first write and then writes only single-row statements on anonauth_users,
+** _sessions, _audit and _rate_limits. *prepared is the call site's flag:
+** the first call on a connection goes through aa_atomic() (it prepares the
+** statements) and sets it. See atomic.c for what it costs when a write
+** fails all the same.
+*/
+int aa_atomic_direct(aa_conn *c, int (*body)(aa_conn *, void *), void *arg, int *prepared);
 void aa_fn_atomic_trampoline(sqlite3_context *ctx, int argc,
                              sqlite3_value **argv);
 /* True while a writing statement of the caller is running on the connection. */

@@ -139,6 +139,72 @@ int aa_atomic(aa_conn *c, int (*body)(aa_conn *, void *), void *arg) {
   return rc;
 }
 
+/*
+** Inside the caller's transaction, the wrapper statement above costs a
+** statement journal: SQLite copies every page the call changes, once per
+** call, and moves the copies to a temporary file once one call's pass
+** 64 KiB. A batch of sign-ins spent most of its time there. Some bodies
+** need none of it: a single-row INSERT or UPDATE that is not INSERT ...
+** SELECT and fires no trigger gets no statement journal from SQLite, because
+** it checks every constraint before it changes a page, so when it fails it
+** has changed nothing. A body that does all its reading, checking and
+** preparing first and then runs only such statements can fail after its
+** first write only for reasons outside its control. SQLite answers most of
+** them (I/O error, disk full, out of memory, interrupt) by rolling back the
+** whole transaction itself. For the rest (a reprepare refused by an
+** authorizer after a schema change, a token hash that collides) this rolls
+** the caller's transaction back too: the call stays all-or-nothing, at the
+** price of the caller's other work in that transaction, and says so.
+**
+** Used only where it pays and holds: inside a transaction (in autocommit
+** the wrapper statement is the transaction and has no statement journal
+** unless the caller's statement reads), with the statements already
+** prepared, and no trigger of someone else's on the tables written (one
+** could fail after a write; then the wrapper is used).
+*/
+int aa_atomic_direct(aa_conn *c, int (*body)(aa_conn *, void *), void *arg, int *prepared) {
+  sqlite3_int64 rowid_before;
+  int rc, had_read, changes_before;
+
+  if (!*prepared || sqlite3_get_autocommit(c->db) || c->in_atomic) {
+    rc = aa_atomic(c, body, arg);
+    if (rc == SQLITE_OK) *prepared = 1;
+    return rc;
+  }
+  rc = aa_atomic_begin(c);
+  if (rc != SQLITE_OK) return rc;
+  had_read = sqlite3_txn_state(c->db, "main") == SQLITE_TXN_READ;
+  rc = aa_schema_ensure(c);
+  if (rc != SQLITE_OK) {
+    if (had_read && (rc & 0xff) == SQLITE_BUSY) return write_refused(c, aa_err_recorded(c, NULL));
+    return rc;
+  }
+  if (c->own_tables_triggered) return aa_atomic(c, body, arg);
+
+  rowid_before = sqlite3_last_insert_rowid(c->db);
+  changes_before = sqlite3_total_changes(c->db);
+  c->in_atomic = 1;
+  rc = body(c, arg);
+  c->in_atomic = 0;
+  sqlite3_set_last_insert_rowid(c->db, rowid_before);
+  if (rc == SQLITE_OK) return SQLITE_OK;
+
+  if (sqlite3_get_autocommit(c->db)) {
+    /* SQLite rolled the transaction back already (I/O, full, memory). */
+    return rc;
+  }
+  if (sqlite3_total_changes(c->db) != changes_before) {
+    aa_errcode code = AA_E_STORAGE;
+    aa_err_recorded(c, &code);
+    sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+    return aa_err_reframe(c, rc, code, "",
+                          "; part of the call had been written, so anonauth rolled back the "
+                          "whole transaction");
+  }
+  if (had_read && (rc & 0xff) == SQLITE_BUSY) return write_refused(c, sqlite3_extended_errcode(c->db));
+  return rc;
+}
+
 void aa_fn_atomic_trampoline(sqlite3_context *ctx, int argc,
                              sqlite3_value **argv) {
   aa_conn *c = sqlite3_user_data(ctx);

@@ -234,6 +234,15 @@ static const struct {
     {"anonauth_connection", "SELECT 1 FROM anonauth_connection"},
 };
 
+/* PRAGMA temp_store closes the temp database, and SQLite 3.40 then runs a
+** statement prepared against it with no btree at all (a NULL dereference
+** in sqlite3BtreeGetMeta). A closed temp database holds nothing (its schema
+** went with it): statements on temp run only while it is open. */
+static int temp_is_open(aa_conn *c) {
+  unsigned v = 0;
+  return sqlite3_file_control(c->db, "temp", SQLITE_FCNTL_DATA_VERSION, &v) == SQLITE_OK;
+}
+
 static const char SQL_MAIN_COOKIE[] = "PRAGMA main.schema_version";
 static const char SQL_TEMP_COOKIE[] = "PRAGMA temp.schema_version";
 /* Reading main's schema table checks this connection's copy of the schema
@@ -331,6 +340,39 @@ static int probe_names(aa_conn *c) {
   return SQLITE_OK;
 }
 
+/* Whether a trigger fires on a table that aa_atomic_direct() bodies write,
+** other than anonauth's own (which fires on DELETE only): such a trigger
+** could fail after a write, so those calls go back to the wrapper. Triggers
+** on main's tables live in main or temp. */
+static const char SQL_MAIN_TRIGGERS[] =
+    "SELECT 1 FROM main.sqlite_master WHERE type = 'trigger' "
+    "  AND tbl_name COLLATE NOCASE IN ('anonauth_users', 'anonauth_sessions', "
+    "    'anonauth_audit', 'anonauth_rate_limits') "
+    "  AND name <> 'anonauth_sessions_deleted_refresh' LIMIT 1";
+static const char SQL_TEMP_TRIGGERS[] =
+    "SELECT 1 FROM temp.sqlite_master WHERE type = 'trigger' "
+    "  AND tbl_name COLLATE NOCASE IN ('anonauth_users', 'anonauth_sessions', "
+    "    'anonauth_audit', 'anonauth_rate_limits') LIMIT 1";
+
+static int any_row(aa_conn *c, const char *sql, int *found) {
+  sqlite3_stmt *st;
+  int rc = aa_stmt_get(c, sql, &st);
+  if (rc != SQLITE_OK) return rc;
+  rc = sqlite3_step(st);
+  *found = rc == SQLITE_ROW;
+  rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : aa_err_storage(c, rc);
+  aa_stmt_release(st);
+  return rc;
+}
+
+static int probe_triggers(aa_conn *c) {
+  int in_main = 0, in_temp = 0;
+  int rc = any_row(c, SQL_MAIN_TRIGGERS, &in_main);
+  if (rc == SQLITE_OK && temp_is_open(c)) rc = any_row(c, SQL_TEMP_TRIGGERS, &in_temp);
+  c->own_tables_triggered = in_main || in_temp;
+  return rc;
+}
+
 /* The pager's data versions of main and temp: no SQL, no lock. They move
 ** with every change this connection commits, and with another
 ** connection's commit once this one has started a transaction since. */
@@ -353,12 +395,16 @@ int aa_schema_names_check(aa_conn *c) {
   data_versions(c, &main_dv, &temp_dv);
   /* Nothing changed at all since the last check: the common case, free.
   ** Inside a write transaction the versions stand still until the commit,
-  ** so the cookies are read there. */
-  if (c->names_checked && !in_write && !c->names_in_write && n_db == c->names_n_db &&
+  ** and only this connection can change the schema: the cookies are read
+  ** at the transaction's first check, not again while it writes (a name
+  ** the caller itself creates inside that transaction is found at the
+  ** first check after the commit). A batch of calls in one transaction
+  ** paid two statements per call for nothing else. */
+  if (c->names_checked && in_write == c->names_in_write && n_db == c->names_n_db &&
       main_dv == c->names_main_dv && temp_dv == c->names_temp_dv)
     return SQLITE_OK;
   rc = read_cookie(c, SQL_MAIN_COOKIE, &main_cookie);
-  if (rc == SQLITE_OK) rc = read_cookie(c, SQL_TEMP_COOKIE, &temp_cookie);
+  if (rc == SQLITE_OK && temp_is_open(c)) rc = read_cookie(c, SQL_TEMP_COOKIE, &temp_cookie);
   if (rc != SQLITE_OK) return rc;
   data_versions(c, &main_dv, &temp_dv); /* the read may have moved them */
   /* A cookie seen inside a write transaction may be rolled back and then
@@ -372,6 +418,7 @@ int aa_schema_names_check(aa_conn *c) {
     if (rc != SQLITE_OK) return rc;
     rc = aa_stmt_exec(c, st);
     if (rc == SQLITE_OK) rc = probe_names(c);
+    if (rc == SQLITE_OK) rc = probe_triggers(c);
     if (rc != SQLITE_OK) return rc;
   }
   c->names_checked = 1;
