@@ -75,6 +75,7 @@ void aa_fn_anon_signin(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   aa_opts opts;
   signin_call call;
   int rc;
+  int own_transaction = sqlite3_get_autocommit(c->db);
   aa_err_clear(c);
   rc = aa_opts_parse(c, argc > 0 ? argv[0] : NULL,
                      AA_OPT_IP | AA_OPT_USER_AGENT | AA_OPT_PROFILE | AA_OPT_CAPTCHA, &opts);
@@ -109,6 +110,11 @@ void aa_fn_anon_signin(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     aa_token_wipe(&call.token);
     aa_result_error(ctx, c, rc);
     return;
+  }
+  /* A sign-in writes neither the schema nor the configuration. */
+  if (own_transaction && sqlite3_txn_state(c->db, NULL) == SQLITE_TXN_NONE) {
+    aa_schema_after_own_commit(c);
+    aa_config_after_own_commit(c);
   }
   sqlite3_result_text(ctx, call.token.text, (int)AA_TOKEN_TEXT_LEN, SQLITE_TRANSIENT);
   aa_token_wipe(&call.token);

@@ -220,6 +220,15 @@ int aa_schema_check_no_upgrade(aa_conn *c);
 ** changed. aa_schema_check() and aa_schema_ensure() call it first.
 */
 int aa_schema_names_check(aa_conn *c);
+/*
+** A call that was its own transaction committed it, and wrote nothing to
+** the schema or the configuration: the data version moved by one for that
+** commit only, so what was checked before it still holds. Without this the
+** next call read the schema cookies and the configuration generation again
+** after every sign-in made in autocommit mode. (config.c has the same.)
+*/
+void aa_schema_after_own_commit(aa_conn *c);
+void aa_config_after_own_commit(aa_conn *c);
 /* What the virtual tables' xBestIndex calls: a probe of `name` reached them. */
 void aa_schema_name_reached(aa_conn *c, const char *name);
 /* Records the error for an object hiding virtual table `name`. */

@@ -344,6 +344,14 @@ int aa_config_sync(aa_conn *c) {
   return SQLITE_OK;
 }
 
+void aa_config_after_own_commit(aa_conn *c) {
+  struct aa_config_cache *cc = c->config;
+  unsigned data_version = 0;
+  if (cc == NULL || !cc->loaded) return;
+  sqlite3_file_control(c->db, "main", SQLITE_FCNTL_DATA_VERSION, &data_version);
+  if (data_version == cc->data_version + 1) cc->data_version = data_version;
+}
+
 int aa_config_refresh(aa_conn *c) {
   struct aa_config_cache *cc = cache_get(c);
   sqlite3_stmt *st;

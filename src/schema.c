@@ -382,6 +382,17 @@ static void data_versions(aa_conn *c, unsigned *main_dv, unsigned *temp_dv) {
   sqlite3_file_control(c->db, "temp", SQLITE_FCNTL_DATA_VERSION, temp_dv);
 }
 
+void aa_schema_after_own_commit(aa_conn *c) {
+  unsigned main_dv, temp_dv;
+  if (!c->names_checked || c->names_in_write) return;
+  data_versions(c, &main_dv, &temp_dv);
+  /* One more than at the check: this connection's commit and nothing else
+  ** (another connection's commit, seen when the call's transaction began,
+  ** would have moved it once more). */
+  if (main_dv == c->names_main_dv + 1 && temp_dv == c->names_temp_dv)
+    c->names_main_dv = main_dv;
+}
+
 int aa_schema_names_check(aa_conn *c) {
   int64_t main_cookie = 0, temp_cookie = 0;
   unsigned main_dv, temp_dv;

@@ -8,7 +8,9 @@
 **   - disk full (max_page_count): SQLite rolls the transaction back itself;
 ** and a trigger of the app's on anonauth's tables sends the call back to
 ** the wrapper statement, so a failure there undoes only the call.
-** And a batch after PRAGMA temp_store closed the temp database (SQLite
+** Autocommit sign-ins that skip re-reading the schema cookies and the
+** configuration after their own commit still see another connection's
+** changes. And a batch after PRAGMA temp_store closed the temp database (SQLite
 ** 3.40 ran statements prepared against it on no btree: a crash).
 */
 #include "harness.h"
@@ -137,6 +139,30 @@ int main(void) {
     CHECK(ok == 2000 && exec_ok(db, "COMMIT") &&
               harness_int(db, "SELECT count(*) FROM anonauth_users") == 2002,
           "2000 sign-ins in one transaction commit (%d)", ok);
+  }
+  /* 5. Autocommit sign-ins skip re-reading the schema cookies and the
+  ** configuration after their own commit; another connection's changes
+  ** between two of them are still seen. */
+  {
+    sqlite3 *other = harness_open(path);
+    REQUIRE(other != NULL, "a second connection");
+    CHECK(harness_int(db, "SELECT anon_signin() IS NOT NULL") == 1 &&
+              harness_int(db, "SELECT anon_signin() IS NOT NULL") == 1,
+          "two autocommit sign-ins");
+    CHECK(harness_int(other, "SELECT anonauth_config('session.max_age', 7200)") == 7200,
+          "the other connection sets session.max_age");
+    CHECK(harness_int(db, "SELECT anon_signin() IS NOT NULL") == 1 &&
+              harness_int(db, "SELECT expires_at - created_at FROM anonauth_sessions "
+                              "ORDER BY id DESC LIMIT 1") == 7200,
+          "the next sign-in here uses it");
+    CHECK(exec_ok(other, "CREATE VIEW anon_users AS SELECT 1 AS id"),
+          "the other connection creates a view that hides anon_users");
+    error_of(db, "SELECT anon_signin()", err, sizeof err);
+    CHECK(strstr(err, "hides anonauth's virtual table anon_users") != NULL,
+          "the next sign-in here is refused, naming it: %s", err);
+    CHECK(exec_ok(other, "DROP VIEW anon_users"), "the view goes");
+    CHECK(harness_int(db, "SELECT anon_signin() IS NOT NULL") == 1, "sign-ins work again");
+    sqlite3_close(other);
   }
   {
     char ok[64];

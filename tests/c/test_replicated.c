@@ -168,7 +168,6 @@ int main(void) {
   ** would commit on this node only); the first writing call inside BEGIN
   ** migrates it. A new connection, because this one knows its schema. */
   CHECK(sqlite3_exec(db, "BEGIN; DROP INDEX anonauth_users_anonymous;"
-                         "DROP INDEX anonauth_sessions_by_last_seen;"
                          "UPDATE anonauth_meta SET value = 2 WHERE key = 'schema_version';"
                          "COMMIT",
                      NULL, NULL, NULL) == SQLITE_OK,
