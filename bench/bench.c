@@ -1194,8 +1194,8 @@ int main(int argc, char **argv) {
   temp_store_memory = 0;
   if (only_signin) return 0;
   fill_lookup_dbs();
-  phase_lookup("session_valid, valid tokens", LOOK_VALID, ">= 0.85");
-  phase_lookup("session_valid, unknown tokens", LOOK_UNKNOWN, ">= 0.85");
+  phase_lookup("session_valid, valid tokens", LOOK_VALID, ">= 0.95");
+  phase_lookup("session_valid, unknown tokens", LOOK_UNKNOWN, ">= 0.95");
   phase_lookup("session_user, valid tokens", LOOK_USER, "");
   phase_vtab();
   phase_jwt_sign("session_jwt, ES256", "ES256");
