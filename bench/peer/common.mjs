@@ -4,15 +4,16 @@
 import { readFileSync } from 'node:fs';
 
 export function parseArgs(argv) {
-  const opts = { db: null, signins: 5000, checks: 20000, warmup: 500, so: null };
+  const opts = { db: null, signins: 5000, checks: 20000, warmup: 500, so: null, joins: 0 };
   for (let i = 0; i < argv.length; i += 2) {
     const key = argv[i].replace(/^--/, '');
-    if (!(key in opts) || i + 1 >= argv.length) throw new Error(`usage: --db FILE [--signins N] [--checks N] [--warmup N] [--so PATH] (bad: ${argv[i]})`);
+    if (!(key in opts) || i + 1 >= argv.length) throw new Error(`usage: --db FILE [--signins N] [--checks N] [--warmup N] [--so PATH] [--joins 0|1] (bad: ${argv[i]})`);
     opts[key] = ['db', 'so'].includes(key) ? argv[i + 1] : Number(argv[i + 1]);
   }
   if (!opts.db) throw new Error('--db FILE is required (a fresh file in a scratch folder)');
   for (const k of ['signins', 'checks', 'warmup'])
     if (!Number.isInteger(opts[k]) || opts[k] < 1) throw new Error(`--${k} must be a positive integer`);
+  if (opts.joins !== 0 && opts.joins !== 1) throw new Error('--joins must be 0 or 1');
   return opts;
 }
 

@@ -3,8 +3,9 @@
 # from its own Node process through better-sqlite3 (WAL, synchronous=NORMAL),
 # back to back, ROUNDS times with the order alternating; prints the medians.
 #
-#   bench/peer/run.sh [-signins N] [-checks N] [-warmup N] [-rounds R]
-#   (defaults 5000, 20000, 500, 3; make bench-peer PEER_FLAGS='...')
+#   bench/peer/run.sh [-signins N] [-checks N] [-warmup N] [-rounds R] [-joins 0|1]
+#   (defaults 5000, 20000, 500, 3, 0; make bench-peer PEER_FLAGS='...')
+#   -joins 1: Better Auth with its optional database joins (advanced.database.joins)
 #
 # The npm packages (exact versions: package.json, package-lock.json) are
 # installed into a scratch folder, $PEER_DIR (default build/peer), never into
@@ -13,11 +14,11 @@ set -eu
 cd "$(dirname "$0")/../.."
 root=$(pwd)
 
-signins=5000 checks=20000 warmup=500 rounds=3
+signins=5000 checks=20000 warmup=500 rounds=3 joins=0
 while [ $# -gt 0 ]; do
   case "$1" in
-    -signins) signins=$2 ;; -checks) checks=$2 ;; -warmup) warmup=$2 ;; -rounds) rounds=$2 ;;
-    *) echo "usage: $0 [-signins N] [-checks N] [-warmup N] [-rounds R]" >&2; exit 2 ;;
+    -signins) signins=$2 ;; -checks) checks=$2 ;; -warmup) warmup=$2 ;; -rounds) rounds=$2 ;; -joins) joins=$2 ;;
+    *) echo "usage: $0 [-signins N] [-checks N] [-warmup N] [-rounds R] [-joins 0|1]" >&2; exit 2 ;;
   esac
   [ $# -ge 2 ] || { echo "$0: $1 needs a value" >&2; exit 2; }
   shift 2
@@ -49,7 +50,8 @@ echo "node $(node --version | sed 's/^v//'), better-sqlite3 $(version better-sql
      "better-auth $(version better-auth), kysely $(version kysely)," \
      "anonauth $(git describe --always --dirty 2>/dev/null || echo '?')"
 echo "$(nproc) CPUs: $(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -n 1); load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "$signins sign-ins and $checks checks of valid sessions per process after $warmup warm-up sign-ins and checks; $rounds rounds"
+echo "$signins sign-ins and $checks checks of valid sessions per process after $warmup warm-up sign-ins and checks; $rounds rounds;" \
+     "Better Auth's database joins $([ "$joins" = 1 ] && echo on || echo 'off (its default)')"
 
 results=$scratch/results.jsonl
 : > "$results"
@@ -57,7 +59,7 @@ run_side() {  # side round
   local db=$scratch/db/$1-$2.db
   rm -f "$db" "$db-wal" "$db-shm"
   local args=(--db "$db" --signins "$signins" --checks "$checks" --warmup "$warmup")
-  if [ "$1" = anonauth ]; then args+=(--so "$so"); fi
+  if [ "$1" = anonauth ]; then args+=(--so "$so"); else args+=(--joins "$joins"); fi
   (cd "$node_dir" && NODE_ENV=production node "$1.mjs" "${args[@]}") >> "$results"
   rm -f "$db" "$db-wal" "$db-shm"
 }
