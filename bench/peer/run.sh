@@ -16,19 +16,21 @@ root=$(pwd)
 
 signins=5000 checks=20000 warmup=500 rounds=3 joins=0
 while [ $# -gt 0 ]; do
+  [ $# -ge 2 ] || { echo "$0: $1 needs a value" >&2; exit 2; }
   case "$1" in
     -signins) signins=$2 ;; -checks) checks=$2 ;; -warmup) warmup=$2 ;; -rounds) rounds=$2 ;; -joins) joins=$2 ;;
     *) echo "usage: $0 [-signins N] [-checks N] [-warmup N] [-rounds R] [-joins 0|1]" >&2; exit 2 ;;
   esac
-  [ $# -ge 2 ] || { echo "$0: $1 needs a value" >&2; exit 2; }
   shift 2
 done
 
 so=${ANONAUTH_SO:-$root/anonauth.so}
 [ -f "$so" ] || make --no-print-directory all
+so=$(cd "$(dirname "$so")" && pwd)/$(basename "$so")   # the scripts run from another folder
 scratch=${PEER_DIR:-$root/build/peer}
+mkdir -p "$scratch/node" "$scratch/db"
+scratch=$(cd "$scratch" && pwd)
 node_dir=$scratch/node
-mkdir -p "$node_dir" "$scratch/db"
 
 # Install (again) only when the pinned versions changed since the last time.
 if ! cmp -s bench/peer/package-lock.json "$node_dir/.installed-lock" || [ ! -d "$node_dir/node_modules" ]; then
