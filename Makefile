@@ -173,6 +173,14 @@ bench: deps
 	  fake_provider_start build/bench/provider "$$(pwd)" || echo "bench: the fake CAPTCHA provider did not start"; \
 	  build/bench/bench -n $(N) $(BENCH_FLAGS); rc=$$?; fake_provider_stop; exit $$rc
 
+# Better Auth's anonymous plugin and anonauth side by side from Node
+# (bench/peer/run.sh; npm installs into build/peer, not the repository).
+# PEER_FLAGS: -signins N -checks N -warmup N -rounds R (5000, 20000, 500, 3).
+PEER_FLAGS ?=
+.PHONY: bench-peer
+bench-peer: all
+	bench/peer/run.sh $(PEER_FLAGS)
+
 # cppcheck and clang-tidy (checks in .clang-tidy), both with warnings as errors.
 lint: deps build/schema_sql.h
 	cppcheck -q --enable=warning,performance,portability --std=c11 --error-exitcode=1 \
