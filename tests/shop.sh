@@ -11,7 +11,7 @@ build/fake-provider --port 0 --port-file "$tmp/port" >/dev/null 2>&1 & fp=$!
 for _ in $(seq 50); do [ -s "$tmp/port" ] && break; sleep 0.1; done
 fport=$(cut -d' ' -f1 "$tmp/port")
 rc=0
-node examples/shop/test/http.mjs "$fport" $(( 20000 + RANDOM % 10000 )) "$tmp/shop.db" > "$tmp/http.out" 2>&1 || rc=1
+node examples/shop/test/http.mjs "$fport" $(( 20000 + RANDOM % 5000 )) "$tmp/shop.db" $(( 25000 + RANDOM % 5000 )) > "$tmp/http.out" 2>&1 || rc=1
 node examples/shop/test/e2e.mjs "$fport" $(( 30000 + RANDOM % 10000 )) "$tmp/e2e.db" "${SHOP_SCREENSHOTS:-build/shop}" > "$tmp/e2e.out" 2>&1 || rc=1
 # One closing line for both runs (the suite reads only the last one); a run
 # that ended without its own closing line counts as a failure.
