@@ -292,3 +292,12 @@ const server = http.createServer((req, res) => handle(req, res).catch(() => {
   console.error('error: internal'); if (!res.headersSent) res.writeHead(500); res.end();
 })).listen(PORT, '127.0.0.1', () => console.log(`shop: ${ORIGIN}/`));
 
+// Stopping: SIGTERM/SIGINT close the listener and the database (WAL checkpointed), then exit.
+// With SHOP_EXIT_WITH_PARENT=1 (run.sh sets it) the server also exits when the process that
+// started it is gone, so a killed run.sh or make cannot leave it behind.
+function stop() { server.close(); server.closeAllConnections(); db.close(); process.exit(0); }
+process.on('SIGTERM', stop); process.on('SIGINT', stop); process.on('SIGHUP', stop);
+if (process.env.SHOP_EXIT_WITH_PARENT === '1') {
+  const parent = process.ppid;
+  setInterval(() => { if (process.ppid !== parent) stop(); }, 1000).unref();
+}
