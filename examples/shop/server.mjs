@@ -149,10 +149,9 @@ const redirect = (res, to) => { res.writeHead(303, { Location: to }); res.end();
 const clientOf = req => ({ ip: req.socket.remoteAddress,
   ua: (req.headers['user-agent'] || '').slice(0, 128) || null });   // ≤ 512 bytes of UTF-8
 
-const captchaField = `<input type=hidden name=captcha id=captcha>
-<div class=cf-turnstile data-sitekey="${esc(SITEKEY)}"></div>
-<script>/* stands in for the Turnstile widget: its test sitekey's dummy token */
-document.getElementById('captcha').value = 'XXXX.DUMMY.TOKEN.XXXX';</script>`;
+const captchaField = `<input type=hidden name=captcha><div class=cf-turnstile data-sitekey="${esc(SITEKEY)}"></div>`;
+// Stands in for the Turnstile widget (each form gets its test sitekey's dummy token).
+const widgetScript = `<script>for (const i of document.querySelectorAll('input[name=captcha]')) i.value = 'XXXX.DUMMY.TOKEN.XXXX';</script>`;
 const codeRequestForm = (email = '') => sendCode ? `<h2>Or sign in with a code</h2>
 <form method=post action=/signin/code/send><label>Email <input name=email type=email required value="${esc(email)}"></label>
 <button>Email me a code</button></form>` : '';
@@ -245,7 +244,7 @@ async function handle(req, res) {
   if (url.pathname === '/') {
     const list = Object.entries(ITEMS).map(([k, v]) => `<li>${esc(v)} <form method=post action=/add style=display:inline>
       <input type=hidden name=sku value=${k}>${user ? '' : captchaField}<button>Add to cart</button></form></li>`).join('');
-    return page(res, 'Shop', `<ul>${list}</ul>`, user);
+    return page(res, 'Shop', `<ul>${list}</ul>${user ? '' : widgetScript}`, user);
   }
   if (url.pathname === '/cart') {
     const rows = user ? q.cart.all(user.id) : [];
