@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The shop example's story over HTTP, then in headless Chromium, against the real extension and
-# the fake provider. SHOP_SCREENSHOTS=DIR sets where the browser run saves its PNGs (build/shop).
+# the fake provider, then the checks that make example stops cleanly. SHOP_SCREENSHOTS=DIR sets
+# where the browser run saves its PNGs (build/shop).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 make -s all fake-provider >/dev/null || exit 1
 make -s deps DEB_PACKAGES=chromium >/dev/null || exit 1
 (cd examples/shop && { [ -d node_modules/playwright-core ] || npm install --no-audit --no-fund >/dev/null; }) || exit 1
-tmp=$(mktemp -d); trap 'kill "$fp" 2>/dev/null; rm -rf "$tmp"' EXIT
+tmp=$(mktemp -d); trap 'kill "$fp" 2>/dev/null; wait "$fp" 2>/dev/null; rm -rf "$tmp"' EXIT
 build/fake-provider --port 0 --port-file "$tmp/port" >/dev/null 2>&1 & fp=$!
 for _ in $(seq 50); do [ -s "$tmp/port" ] && break; sleep 0.1; done
 fport=$(cut -d' ' -f1 "$tmp/port")
@@ -46,7 +47,7 @@ stop_check() {   # $1 = label, $2 = signal, $3 = to whom ("alone" or "group", as
 ok=$(grep -c '^ok' "$tmp/stop.out"); bad=$(grep -c '^FAIL' "$tmp/stop.out")
 echo "$ok passed, $bad failed" >> "$tmp/stop.out"; [ "$bad" -eq 0 ] || rc=1
 
-# One closing line for both runs (the suite reads only the last one); a run
+# One closing line for the three runs (the suite reads only the last one); a run
 # that ended without its own closing line counts as a failure.
 passed=0; failed=0
 for f in "$tmp/http.out" "$tmp/e2e.out" "$tmp/stop.out"; do
