@@ -19,20 +19,25 @@ node examples/shop/test/e2e.mjs "$fport" $(( 30000 + RANDOM % 10000 )) "$tmp/e2e
 # no node server and no fake provider behind. Each runs in a session of its own (setsid), so
 # its process group is exactly what it started; env --default-signal=INT undoes the "SIGINT
 # ignored" that background jobs of a script inherit, as a command started from a terminal has.
+# Node's fetch, not curl: a fresh Debian has no curl, and this test needs Node anyway.
+http_get() {
+  node -e 'fetch(process.argv[1]).then(r => r.ok ? r.text() : Promise.reject())
+    .then(t => process.stdout.write(t), () => process.exit(1))' "$1" 2>/dev/null
+}
 stop_check() {   # $1 = label, $2 = signal, $3 = to whom ("alone" or "group", as Ctrl-C), then the command
   local label=$1 sig=$2 whom=$3; shift 3
   local port=$(( 40000 + RANDOM % 10000 )) out="$tmp/stop-$sig-$whom.log" leader group left
   SHOP_PORT=$port SHOP_DB="$tmp/stop-$sig-$whom.db" setsid env --default-signal=INT "$@" > "$out" 2>&1 < /dev/null & leader=$!
   for _ in $(seq 150); do grep -q "shop: http://127.0.0.1:$port/" "$out" && break; sleep 0.1; done
   group=$(ps -o pid= -g "$leader" | tr -d ' ' | tr '\n' ' ')
-  if curl -fsS "http://127.0.0.1:$port/" | grep -q 'Tea shop' && ps -o comm= -g "$leader" | grep -qx node \
+  if http_get "http://127.0.0.1:$port/" | grep -q 'Tea shop' && ps -o comm= -g "$leader" | grep -qx node \
      && ps -o comm= -g "$leader" | grep -qx fake-provider; then
     echo "ok - shop: $label serves on its port with node and the fake provider running"
   else echo "FAIL - shop: $label serves on its port with node and the fake provider running"; fi
   if [ "$whom" = group ]; then kill -"$sig" -- -"$leader"; else kill -"$sig" "$leader"; fi
   for _ in $(seq 100); do left=""; for p in $group; do kill -0 "$p" 2>/dev/null && left="$left $p"; done
     [ -z "$left" ] && break; sleep 0.1; done
-  if [ -z "$left" ] && ! curl -s -o /dev/null "http://127.0.0.1:$port/"; then
+  if [ -z "$left" ] && ! http_get "http://127.0.0.1:$port/" >/dev/null; then
     echo "ok - shop: SIG$sig to $label ($whom): all $(echo $group | wc -w) processes gone, port closed"
   else
     echo "FAIL - shop: SIG$sig to $label ($whom) left processes:$left"
