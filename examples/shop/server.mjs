@@ -3,15 +3,18 @@
 // the anonymous cart or converts the visitor in place.
 import http from 'node:http';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 
-const ROOT = path.resolve(import.meta.dirname, '../..');
+// Not import.meta.dirname: Debian 12's Node is 18, which lacks it.
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const ROOT = path.resolve(HERE, '../..');
 const PORT = Number(process.env.SHOP_PORT || 8080);
 const ORIGIN = process.env.SHOP_ORIGIN || `http://127.0.0.1:${PORT}`;
 const SECURE = ORIGIN.startsWith('https:');            // Secure cookie only over https
 const DEV = process.env.SHOP_DEV === '1';
 const SITEKEY = process.env.SHOP_TURNSTILE_SITEKEY || '1x00000000000000000000AA'; // Turnstile test key
-const DB_PATH = process.env.SHOP_DB || path.join(import.meta.dirname, 'shop.db');
+const DB_PATH = process.env.SHOP_DB || path.join(HERE, 'shop.db');
 const ITEMS = { tea: 'Green tea', mug: 'Mug', pot: 'Teapot' };
 
 function open() {
