@@ -22,7 +22,10 @@ async function req(jar, path, form, base = B) {
   const r = await fetch(base + path, { method: form ? 'POST' : 'GET', redirect: 'manual',
     headers: { ...(form ? { Origin: base } : {}), ...(jar.sid ? { Cookie: `sid=${jar.sid}; sid_exp=${jar.sid_exp ?? ''}` } : {}) },
     body: form ? new URLSearchParams(form) : undefined });
-  jar.set = r.headers.getSetCookie();
+  // Headers.getSetCookie() is Node 19.7+; Debian 12's Node 18 joins the headers with ", "
+  // (the shop's cookies carry Max-Age, never an Expires date with a comma).
+  jar.set = typeof r.headers.getSetCookie === 'function' ? r.headers.getSetCookie()
+    : (r.headers.get('set-cookie') || '').split(/, (?=[A-Za-z0-9_]+=)/).filter(Boolean);
   for (const c of jar.set) {
     const m = /^(sid|sid_exp)=([^;]*)/.exec(c); if (!m) continue;
     jar[m[1]] = m[2] || undefined; if (m[1] === 'sid' && m[2]) tokens.add(m[2]);
