@@ -75,7 +75,7 @@ DEB_CLUSTER := libdqlite-dev libraft-dev go-dqlite
 
 .PHONY: example shop-screenshots all static deps demo test test-sql test-c print-test-cflags print-test-libs stress bench lint \
         coverage fuzz install uninstall clean FORCE \
-        cluster cluster-deps cluster-demo fake-provider
+        cluster cluster-deps cluster-demo bench-cluster fake-provider
 
 all: $(SO)
 
@@ -172,6 +172,18 @@ bench: deps
 	@. tests/fake_provider.sh; \
 	  fake_provider_start build/bench/provider "$$(pwd)" || echo "bench: the fake CAPTCHA provider did not start"; \
 	  build/bench/bench -n $(N) $(BENCH_FLAGS); rc=$$?; fake_provider_stop; exit $$rc
+	@if [ -x $(CLUSTER_NODE) ]; then $(MAKE) --no-print-directory $(CLUSTER_NODE); fi
+	@if [ -x $(CLUSTER_NODE) ]; then echo; /usr/bin/python3 bench/cluster_bench.py -n $(CLUSTER_N); fi
+
+# The cluster line (bench/cluster_bench.py): sign-ins through a 3-node dqlite
+# cluster on 127.0.0.1 against plain two-row INSERTs through the same client
+# and cluster. Each waits for a Raft quorum, so N defaults to 2000 here
+# (make bench-cluster N=5000); make bench adds the line with CLUSTER_N once
+# the node is built. CLUSTER_PORT_BASE fixes the ports (free ones otherwise).
+CLUSTER_N ?= 2000
+bench-cluster: cluster
+	@$(MAKE) --no-print-directory all
+	@/usr/bin/python3 bench/cluster_bench.py -n $(if $(filter command line,$(origin N)),$(N),$(CLUSTER_N))
 
 # Better Auth's anonymous plugin and anonauth side by side from Node
 # (bench/peer/run.sh; npm installs into build/peer, not the repository).
