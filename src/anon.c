@@ -66,6 +66,7 @@ static int signin_body(aa_conn *c, void *arg) {
   if (rc != SQLITE_OK) return rc;
   rc = aa_session_create(c, user_id, call->opts, &call->token, &session_id);
   if (rc != SQLITE_OK) return rc;
+  if (!aa_config_int(c, AA_CFG_AUDIT_ANON_SIGNIN)) return SQLITE_OK;
   return aa_audit(c, "anon_signin", user_id, session_id,
                   call->opts->has_ip ? call->opts->ip : NULL, NULL);
 }

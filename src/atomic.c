@@ -86,6 +86,21 @@ int aa_atomic_begin(aa_conn *c) {
   return rc;
 }
 
+/* What every writing call does before its body: the write lock where it can
+** be waited for, the schema. *had_read: the caller's transaction holds a
+** snapshot (our own reads before this point ended with their statements, or
+** ran under the write lock). */
+static int begin_call(aa_conn *c, int *had_read) {
+  int rc = aa_atomic_begin(c);
+  if (rc != SQLITE_OK) return rc;
+  *had_read = sqlite3_txn_state(c->db, "main") == SQLITE_TXN_READ;
+  rc = aa_schema_ensure(c);
+  /* Creating the tables had to upgrade the caller's snapshot. */
+  if (rc != SQLITE_OK && *had_read && (rc & 0xff) == SQLITE_BUSY)
+    return write_refused(c, aa_err_recorded(c, NULL));
+  return rc;
+}
+
 int aa_atomic(aa_conn *c, int (*body)(aa_conn *, void *), void *arg) {
   sqlite3_stmt *st;
   sqlite3_int64 rowid_before;
@@ -95,17 +110,8 @@ int aa_atomic(aa_conn *c, int (*body)(aa_conn *, void *), void *arg) {
     return aa_err(c, SQLITE_ERROR, AA_E_REENTRANT,
                   "an anonauth function was called from inside another one "
                   "on the same connection");
-  rc = aa_atomic_begin(c);
+  rc = begin_call(c, &had_read);
   if (rc != SQLITE_OK) return rc;
-  /* A snapshot held now is the caller's: our own reads before this point
-  ** ended with their statements, or ran under the write lock. */
-  had_read = sqlite3_txn_state(c->db, "main") == SQLITE_TXN_READ;
-  rc = aa_schema_ensure(c);
-  if (rc != SQLITE_OK) {
-    /* Creating the tables had to upgrade the caller's snapshot. */
-    if (had_read && (rc & 0xff) == SQLITE_BUSY) return write_refused(c, aa_err_recorded(c, NULL));
-    return rc;
-  }
   rc = aa_stmt_get(c, SQL_ATOMIC, &st);
   if (rc != SQLITE_OK) return rc;
 
@@ -171,14 +177,8 @@ int aa_atomic_direct(aa_conn *c, int (*body)(aa_conn *, void *), void *arg, int 
     if (rc == SQLITE_OK) *prepared = 1;
     return rc;
   }
-  rc = aa_atomic_begin(c);
+  rc = begin_call(c, &had_read);
   if (rc != SQLITE_OK) return rc;
-  had_read = sqlite3_txn_state(c->db, "main") == SQLITE_TXN_READ;
-  rc = aa_schema_ensure(c);
-  if (rc != SQLITE_OK) {
-    if (had_read && (rc & 0xff) == SQLITE_BUSY) return write_refused(c, aa_err_recorded(c, NULL));
-    return rc;
-  }
   if (c->own_tables_triggered) return aa_atomic(c, body, arg);
 
   rowid_before = sqlite3_last_insert_rowid(c->db);
