@@ -182,7 +182,7 @@ CREATE TRIGGER IF NOT EXISTS anonauth_sessions_deleted_refresh
 -- sessions from the start of their tables instead: ids grow with time, so
 -- the oldest rows come first (src/purge.c). SQLite refuses DROP INDEX while
 -- another statement reads the database, as the caller's may: then this step
--- waits for a later connection's first call (src/schema.c); a database at
--- version 5 works the same meanwhile, only slower.
+-- waits for a call made while no transaction was open (src/schema.c); a
+-- database at version 5 works the same meanwhile, only slower.
 DROP INDEX IF EXISTS anonauth_audit_by_at;
 DROP INDEX IF EXISTS anonauth_sessions_by_last_seen;

@@ -200,6 +200,10 @@ int aa_stmt_exec(aa_conn *c, sqlite3_stmt *st);
 */
 int aa_schema_check(aa_conn *c);
 int aa_schema_ensure(aa_conn *c);
+/* The same, told whether any transaction was open when the call began
+** (before aa_atomic_begin() took the write lock): only then may schema
+** step 6 drop its indexes. */
+int aa_schema_ensure_began(aa_conn *c, int began_idle);
 /* Begins creating the tables with a write, so that the write lock is taken
 ** before anything is read (see aa_atomic_begin()). */
 int aa_schema_begin_create(aa_conn *c);

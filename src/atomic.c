@@ -91,10 +91,12 @@ int aa_atomic_begin(aa_conn *c) {
 ** snapshot (our own reads before this point ended with their statements, or
 ** ran under the write lock). */
 static int begin_call(aa_conn *c, int *had_read) {
+  /* Before the write lock: whether any transaction was open at all. */
+  int began_idle = sqlite3_txn_state(c->db, NULL) == SQLITE_TXN_NONE;
   int rc = aa_atomic_begin(c);
   if (rc != SQLITE_OK) return rc;
   *had_read = sqlite3_txn_state(c->db, "main") == SQLITE_TXN_READ;
-  rc = aa_schema_ensure(c);
+  rc = aa_schema_ensure_began(c, began_idle);
   /* Creating the tables had to upgrade the caller's snapshot. */
   if (rc != SQLITE_OK && *had_read && (rc & 0xff) == SQLITE_BUSY)
     return write_refused(c, aa_err_recorded(c, NULL));

@@ -137,10 +137,26 @@ static int set_version(aa_conn *c, int version) {
 ** database, and by then it has changed the schema, so that even rolling
 ** the step back aborts the caller's statement. It runs only where no
 ** statement can be reading: no transaction open at all when the call began
-** (a bare call in autocommit mode). Elsewhere the database stays at version
-** 5, which this code reads and writes the same, and the step waits for a
-** later connection's first call. */
+** (a bare call in autocommit mode, or the first statement after BEGIN).
+** Elsewhere a database that has the indexes stays at version 5, which this
+** code reads and writes the same, until such a call. */
 #define STEP_DROPS_ONLY 6
+
+/* Whether step 6 has anything to drop: a database that steps 1 and 3 made
+** since they stopped creating the two indexes has not, and reaches version
+** 6 at once wherever it is created. An error reads as "yes": wait. */
+static int has_dropped_indexes(aa_conn *c) {
+  sqlite3_stmt *st = NULL;
+  int found = 1;
+  if (sqlite3_prepare_v2(c->db,
+                         "SELECT count(*) FROM main.sqlite_master WHERE type = 'index' AND name IN "
+                         "('anonauth_audit_by_at', 'anonauth_sessions_by_last_seen')",
+                         -1, &st, NULL) == SQLITE_OK &&
+      sqlite3_step(st) == SQLITE_ROW)
+    found = sqlite3_column_int(st, 0) > 0;
+  sqlite3_finalize(st);
+  return found;
+}
 
 static int apply_steps(aa_conn *c, int may_drop) {
   int version;
@@ -150,7 +166,7 @@ static int apply_steps(aa_conn *c, int may_drop) {
   if (version < 0) return aa_err(c, SQLITE_CORRUPT, AA_E_STORAGE, "invalid schema version");
   for (int step = version + 1; step <= AA_SCHEMA_VERSION; step++) {
     char *err = NULL;
-    if (step == STEP_DROPS_ONLY && !may_drop) return SQLITE_OK;
+    if (step == STEP_DROPS_ONLY && !may_drop && has_dropped_indexes(c)) return SQLITE_OK;
     rc = sqlite3_exec(c->db, aa_schema_steps[step - 1], NULL, NULL, &err);
     if (rc != SQLITE_OK) {
       /* A stale snapshot is told apart from a lock (see atomic.c). */
@@ -182,6 +198,10 @@ int aa_schema_begin_create(aa_conn *c) {
 }
 
 int aa_schema_ensure(aa_conn *c) {
+  return aa_schema_ensure_began(c, sqlite3_txn_state(c->db, NULL) == SQLITE_TXN_NONE);
+}
+
+int aa_schema_ensure_began(aa_conn *c, int began_idle) {
   int version, may_drop;
   int rc = aa_schema_names_check(c);
   if (rc != SQLITE_OK) return rc;
@@ -194,7 +214,9 @@ int aa_schema_ensure(aa_conn *c) {
   }
   if (version > AA_SCHEMA_VERSION) return too_new(c, version);
 
-  may_drop = sqlite3_txn_state(c->db, NULL) == SQLITE_TXN_NONE;
+  /* No transaction at all when the call began (aa_atomic_begin() may have
+  ** taken the write lock since): no statement of the caller's is reading. */
+  may_drop = began_idle;
   if (aa_caller_is_writing(c)) {
     /* Inside the caller's writing statement neither BEGIN nor SAVEPOINT is
     ** allowed; the steps join it and are safe to repeat if it fails. */
